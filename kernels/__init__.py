@@ -1,0 +1,11 @@
+"""minicnn's Numba hot loops, one module per concern.
+
+Kernels take arrays and ints only; the caller allocates outputs and arranges contiguity.
+This package imports its own modules relatively, so minicnn can load it by file location
+even when another distribution named `kernels` is installed (see minicnn/_kernels.py).
+"""
+
+from . import adam, im2col, pool
+
+__minicnn__ = True
+__all__ = ["adam", "im2col", "pool"]

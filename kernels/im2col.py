@@ -1,0 +1,74 @@
+"""im2col / col2im: turn convolution into one matrix multiply.
+
+Layout: x is (N, C, H, W); cols is (N, C*KH*KW, H_out*W_out), so that for each image
+`out[n] = W.reshape(F, C*KH*KW) @ cols[n]` is already (F, H_out*W_out), i.e. NCHW.
+Row index of cols: c*KH*KW + i*KW + j (the same order as W.reshape(F, -1)).
+Column index: oh*W_out + ow. Zero padding is applied on the fly (no padded copy of x).
+"""
+
+import numpy as np
+
+from .jit import pjit, prange
+
+
+@pjit
+def im2col(x, kh, kw, stride, pad, out_h, out_w, cols):
+    """Fill cols (N, C*kh*kw, out_h*out_w) from x (N, C, H, W). Each n writes its own slice."""
+    N, C, H, W = x.shape
+    for n in prange(N):
+        for c in range(C):
+            for i in range(kh):
+                for j in range(kw):
+                    row = (c * kh + i) * kw + j
+                    for oh in range(out_h):
+                        h = oh * stride - pad + i
+                        base = oh * out_w
+                        if h < 0 or h >= H:
+                            for ow in range(out_w):
+                                cols[n, row, base + ow] = 0
+                            continue
+                        for ow in range(out_w):
+                            w = ow * stride - pad + j
+                            if w < 0 or w >= W:
+                                cols[n, row, base + ow] = 0
+                            else:
+                                cols[n, row, base + ow] = x[n, c, h, w]
+    return cols
+
+
+@pjit
+def col2im(cols, kh, kw, stride, pad, H, W, dx):
+    """Scatter-add cols (N, C*kh*kw, out_h*out_w) back into dx (N, C, H, W), zeroed first.
+
+    Overlapping windows add up. The prange runs over n, so every iteration writes only
+    dx[n]: no two threads add into the same element.
+    """
+    N, C = dx.shape[0], dx.shape[1]
+    out_h = (H + 2 * pad - kh) // stride + 1
+    out_w = (W + 2 * pad - kw) // stride + 1
+    for n in prange(N):
+        dx[n] = 0
+        for c in range(C):
+            for i in range(kh):
+                for j in range(kw):
+                    row = (c * kh + i) * kw + j
+                    for oh in range(out_h):
+                        h = oh * stride - pad + i
+                        if h < 0 or h >= H:
+                            continue
+                        base = oh * out_w
+                        for ow in range(out_w):
+                            w = ow * stride - pad + j
+                            if w >= 0 and w < W:
+                                dx[n, c, h, w] += cols[n, row, base + ow]
+    return dx
+
+
+def im2col_alloc(x, kh, kw, stride, pad):
+    """Convenience wrapper: returns (cols, out_h, out_w) with a new cols array."""
+    N, C, H, W = x.shape
+    out_h = (H + 2 * pad - kh) // stride + 1
+    out_w = (W + 2 * pad - kw) // stride + 1
+    cols = np.empty((N, C * kh * kw, out_h * out_w), dtype=x.dtype)
+    im2col(x, kh, kw, stride, pad, out_h, out_w, cols)
+    return cols, out_h, out_w

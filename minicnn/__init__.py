@@ -1,0 +1,49 @@
+"""minicnn: a convolutional neural network engine from scratch in NumPy and Numba.
+
+Read it in this order: parameter.py, layers/ (one file per concept, forward and backward
+side by side), losses.py, sequential.py, optim.py, models.py, gradcheck.py; the Numba
+hot loops are in the top-level package `kernels/`.
+"""
+
+from . import gradcheck, models
+from ._kernels import kernels
+from .layers import (
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPool2D,
+    ReLU,
+    ShapeError,
+    Sigmoid,
+    Softmax,
+)
+from .losses import BinaryCrossEntropy, SoftmaxCrossEntropy
+from .optim import SGD, Adam
+from .parameter import Parameter
+from .sequential import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "BinaryCrossEntropy",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "Layer",
+    "MaxPool2D",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "ShapeError",
+    "Sigmoid",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "gradcheck",
+    "kernels",
+    "models",
+]

@@ -1,0 +1,33 @@
+"""Image data for minicnn: load folders, zips and .npz files, batch, augment, generate, download.
+
+    ds = minicnn.data.load("tiny-imagenet-200.zip")        # Dataset: train / val / test Splits
+    mean, std = minicnn.data.channel_stats(ds.train)        # float32 (C,), 0..1 scale
+    for x, y in minicnn.data.batches(ds.train, 32, seed=epoch, normalize=(mean, std)):
+        ...                                                 # x float32 (B, C, H, W), y int64 (B,)
+
+Modules, one idea each: `images` (one file -> uint8 (C, H, W)), `sources` (folder or zip
+listing), `layouts` (which layout, which files, which labels), `decode` (parallel decoding),
+`cache` (on-disk .npz cache), `loaders` (`load`), `dataset` (`Split`, `Dataset`), `batches`,
+`augment`, `synthetic`, `download`.
+"""
+
+from .augment import Augment
+from .batches import batches, channel_stats
+from .dataset import Dataset, Split, stratified_split
+from .download import download
+from .images import load_image
+from .loaders import load
+from .synthetic import synthetic
+
+__all__ = [
+    "Augment",
+    "Dataset",
+    "Split",
+    "batches",
+    "channel_stats",
+    "download",
+    "load",
+    "load_image",
+    "stratified_split",
+    "synthetic",
+]

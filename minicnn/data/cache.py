@@ -1,0 +1,96 @@
+"""On-disk cache of decoded images: one uncompressed .npz per (source, image size, channels).
+
+The key hashes the source's absolute path, its file list with sizes and mtimes (for a zip: the
+zip's size and mtime plus its member list with sizes and CRCs), the image size, the channels
+and `LOADER_VERSION`. The key is stored inside the file too and checked on load, so a renamed,
+stale, truncated or corrupt file is rebuilt, never trusted. Files are written under a temporary
+name and renamed, so a crash mid-write leaves no half file under the real name. No pickle:
+everything is a plain array and is read with `allow_pickle=False`.
+"""
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+
+import numpy as np
+
+LOADER_VERSION = 1  # bump when decoding or preprocessing changes what pixels come out
+
+
+def cache_dir(cache_dir=None):
+    """The cache folder: the argument, else $MINICNN_CACHE, else ~/.cache/minicnn."""
+    if cache_dir is not None:
+        return os.fspath(cache_dir)
+    env = os.environ.get("MINICNN_CACHE")
+    return env if env else os.path.join(os.path.expanduser("~"), ".cache", "minicnn")
+
+
+def cache_key(fingerprint, image_size, channels):
+    """Hex digest that changes whenever the source or the preprocessing changes."""
+    blob = json.dumps([LOADER_VERSION, image_size, channels, fingerprint], separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cache_path(directory, source, key, image_size, channels):
+    """`<dir>/<source name>-<path hash>-<S>px-<C>ch-<key>.npz`: readable, one per source."""
+    return os.path.join(directory, _stem(source, image_size, channels) + f"-{key[:20]}.npz")
+
+
+def _stem(source, image_size, channels):
+    source = os.path.abspath(os.fspath(source))
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(source.rstrip(os.sep)))[:60]
+    where = hashlib.sha256(source.encode()).hexdigest()[:8]
+    return f"{name}-{where}-{image_size}px-{channels}ch"
+
+
+def save(path, key, arrays):
+    """Write arrays (dict name -> ndarray, no object arrays) to `path` atomically."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, cache_key=np.array(key), **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load(path, key):
+    """Read a cache file written by `save` for `key`.
+
+    Returns:
+    - (dict name -> ndarray, None) on a hit; (None, reason) when the file is missing,
+      unreadable or was written for another key
+    """
+    if not os.path.exists(path):
+        return None, "no cache yet"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+    except Exception as e:  # truncated zip, bad CRC, garbage bytes, object arrays...
+        return None, f"cache file {path} is unreadable ({type(e).__name__}: {e})"
+    if str(arrays.pop("cache_key", "")) != key:
+        return None, f"cache file {path} belongs to another version of the source"
+    return arrays, None
+
+
+def remove_stale(path, source, image_size, channels):
+    """Delete older cache files of the same source and settings (other keys), keep `path`."""
+    directory = os.path.dirname(path)
+    stem = _stem(source, image_size, channels)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        full = os.path.join(directory, name)
+        if name.startswith(stem + "-") and name.endswith(".npz") and full != path:
+            try:
+                os.remove(full)
+            except OSError:
+                pass

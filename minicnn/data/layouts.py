@@ -1,0 +1,161 @@
+"""Recognise how a folder (or zip) of images is organised and list its files with labels.
+
+Understood layouts, tried in this order:
+
+1. Tiny ImageNet: `wnids.txt`, `train/<wnid>/images/*.JPEG`, `val/images/*` with
+   `val/val_annotations.txt`; `words.txt` gives readable names; the unlabeled `test/` is ignored.
+2. Split folders: `train/` plus `val/` (or `valid/`, `validation/`) and/or `test/`, each with
+   one folder per class (the chest_xray layout `train|val|test/NORMAL|PNEUMONIA`).
+3. Class folders: one folder per class directly under the root (images may sit in subfolders).
+   A root holding only `train/<class>/` is read this way too.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .images import is_image_name
+
+LAYOUTS_UNDERSTOOD = """layouts understood:
+  1. Tiny ImageNet: wnids.txt, train/<wnid>/images/*.JPEG, val/images/ + val/val_annotations.txt
+  2. split folders: train/ and val/ and/or test/, each with one folder per class
+     (e.g. chest_xray: train|val|test/NORMAL|PNEUMONIA)
+  3. class folders: one folder per class directly under the root
+  4. a MedMNIST .npz file (train_images, train_labels, val_images, ...)
+  (a .zip holding layout 1, 2 or 3 is read in place)"""
+
+VAL_NAMES = ("val", "valid", "validation")
+
+
+@dataclass
+class Plan:
+    """What a folder layout holds, before any image is decoded.
+
+    - layout: "tiny-imagenet", "split-folders" or "class-folders"
+    - class_ids, class_names: per class index, sorted by class id
+    - groups: {"train" | "val" | "test" | "all": (list of relative paths, int64 labels (N,))}
+    """
+
+    layout: str
+    class_ids: list
+    class_names: list
+    groups: dict
+    notes: list = field(default_factory=list)
+
+
+def plan_layout(tree):
+    """Recognise the layout of a FileTree and list its labelled images (see module docstring)."""
+    top = tree.subdirs("")
+    if "wnids.txt" in tree.files and "train" in top:
+        return _tiny_imagenet(tree)
+    split_names = [d for d in top if d.lower() in VAL_NAMES + ("test", "train")]
+    if any(d.lower() == "train" for d in split_names) and len(split_names) > 1:
+        return _split_folders(tree, split_names)
+    if top == ["train"] or (any(d.lower() == "train" for d in top) and len(top) == 1):
+        plan = _class_folders(tree, top[0] + "/")
+        plan.notes.insert(0, "only a train/ folder: treating its class folders as the whole set")
+        return plan
+    if top:
+        return _class_folders(tree, "")
+    loose = [n for n in tree.files if is_image_name(n)]
+    if loose:
+        raise ValueError(
+            f"{tree.display()} holds {len(loose)} images but no class folders; "
+            f"put the images in one folder per class.\n{LAYOUTS_UNDERSTOOD}"
+        )
+    raise ValueError(f"{tree.display()}: layout not recognised (no folders).\n{LAYOUTS_UNDERSTOOD}")
+
+
+def _images_of_class(tree, folder):
+    """Sorted image paths below `folder` ('train/NORMAL/'); error if there are none."""
+    files = tree.files_under(folder)
+    images = [f for f in files if is_image_name(f)]
+    if not images:
+        other = f" ({len(files)} other files)" if files else ""
+        raise ValueError(f"class folder {tree.display(folder)} holds no images{other}")
+    return images
+
+
+def _class_groups(tree, root, class_ids):
+    """Paths and labels of all images in `root/<class>/` for the given class ids."""
+    paths, labels = [], []
+    for label, cls in enumerate(class_ids):
+        if cls not in tree.subdirs(root):
+            continue
+        images = _images_of_class(tree, f"{root}{cls}/")
+        paths += images
+        labels += [label] * len(images)
+    return paths, np.asarray(labels, dtype=np.int64)
+
+
+def _class_folders(tree, root):
+    class_ids = tree.subdirs(root)
+    paths, labels = _class_groups(tree, root, class_ids)
+    note = f"layout: class folders ({len(class_ids)} classes) in {tree.display(root)}"
+    return Plan("class-folders", class_ids, class_ids, {"all": (paths, labels)}, [note])
+
+
+def _split_folders(tree, split_names):
+    by_role = {}
+    for d in split_names:
+        role = "val" if d.lower() in VAL_NAMES else d.lower()
+        if role in by_role:
+            raise ValueError(
+                f"{tree.display()} has both {by_role[role]}/ and {d}/ as {role} folders"
+            )
+        by_role[role] = d
+    class_ids = tree.subdirs(by_role["train"] + "/")
+    if not class_ids:
+        raise ValueError(f"{tree.display(by_role['train'] + '/')} holds no class folders")
+    groups = {}
+    for role in ("train", "val", "test"):
+        if role not in by_role:
+            continue
+        root = by_role[role] + "/"
+        extra = sorted(set(tree.subdirs(root)) - set(class_ids))
+        if extra:
+            raise ValueError(
+                f"{tree.display(root)} has class folders that train/ lacks: {', '.join(extra)}"
+            )
+        groups[role] = _class_groups(tree, root, class_ids)
+    roles = "/".join(by_role[r] for r in ("train", "val", "test") if r in by_role)
+    note = f"layout: split folders {roles} ({len(class_ids)} classes) in {tree.display()}"
+    return Plan("split-folders", class_ids, class_ids, groups, [note])
+
+
+def _tiny_imagenet(tree):
+    wnids = sorted({w.strip() for w in tree.read_text("wnids.txt").split() if w.strip()})
+    words = {}
+    if "words.txt" in tree.files:
+        for line in tree.read_text("words.txt").splitlines():
+            wnid, _, text = line.partition("\t")
+            words[wnid.strip()] = text.strip()
+    names = [words.get(w) or w for w in wnids]
+    index = {w: i for i, w in enumerate(wnids)}
+    groups = {"train": _class_groups(tree, "train/", wnids)}
+    notes = [f"layout: Tiny ImageNet ({len(wnids)} classes) in {tree.display()}"]
+    missing = [w for w in wnids if w not in tree.subdirs("train/")]
+    if missing:
+        raise ValueError(f"{tree.display('train/')} lacks folders for wnids {missing[:5]}")
+    if "val/val_annotations.txt" in tree.files:
+        paths, labels = [], []
+        for line in tree.read_text("val/val_annotations.txt").splitlines():
+            cols = line.split("\t")
+            if len(cols) < 2 or not cols[0].strip():
+                continue
+            fname, wnid = cols[0].strip(), cols[1].strip()
+            if wnid not in index:
+                raise ValueError(
+                    f"{tree.display('val/val_annotations.txt')}: {fname} has wnid {wnid} "
+                    "that wnids.txt does not list"
+                )
+            rel = f"val/images/{fname}"
+            if rel not in tree.files:
+                raise FileNotFoundError(f"{tree.display(rel)} listed in val_annotations.txt")
+            paths.append(rel)
+            labels.append(index[wnid])
+        groups["val"] = (paths, np.asarray(labels, dtype=np.int64))
+        notes.append("val: the official Tiny ImageNet validation set (val_annotations.txt)")
+    if "test" in tree.subdirs(""):
+        notes.append("test/ folder ignored: Tiny ImageNet's test images have no labels")
+    return Plan("tiny-imagenet", wnids, names, groups, notes)

@@ -1,0 +1,56 @@
+"""Layer: the interface every layer follows, and the error it raises on a bad shape."""
+
+import numpy as np
+
+
+class ShapeError(ValueError):
+    """An input does not have the shape a layer expects. The message names the layer."""
+
+
+class Layer:
+    """A step of the network with a forward rule and the backward rule beside it.
+
+    forward(x, training=False) -> y      caches what backward needs
+    backward(dout, input_grad=True) -> dx   writes each Parameter's .grad; returns dL/dx
+                                         (None when input_grad is False)
+    parameters() -> list[Parameter]
+    output_shape(input_shape) -> per-sample output shape, e.g. (C, H, W) -> (F, H', W')
+    """
+
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dout, input_grad=True):
+        raise NotImplementedError
+
+    def parameters(self):
+        return []
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def config(self):
+        """The constructor arguments, as plain JSON values (used to save a model)."""
+        return {}
+
+    def astype(self, dtype):
+        """Convert every parameter to dtype (float64 for gradient checks); returns self."""
+        for p in self.parameters():
+            p.astype(dtype)
+        return self
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def as_rng(rng):
+    """A numpy Generator from a Generator, an int seed, or None (seed 0)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(0 if rng is None else rng)
+
+
+def expect_ndim(layer, x, ndim, what):
+    if x.ndim != ndim:
+        raise ShapeError(f"{layer!r} expects {what}, got an array of shape {x.shape}")

@@ -1,0 +1,107 @@
+"""Conv2D: 2-D convolution as im2col followed by one matrix multiply per image."""
+
+import numpy as np
+
+from .._kernels import kernels
+from ..parameter import Parameter
+from .base import Layer, ShapeError, as_rng, expect_ndim
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation, as in every deep-learning library).
+
+    Args:
+        in_channels (C), out_channels (F), kernel_size (k, square), stride,
+        padding: int, or "same" (stride 1, odd k: pads (k-1)//2 so H_out = H).
+        rng: numpy Generator or int seed for the He-normal initialisation.
+
+    Shape:
+        x:   (N, C, H, W)
+        out: (N, F, H_out, W_out)
+        H_out = (H + 2*padding - k) // stride + 1, W_out likewise
+        W: (F, C, k, k), b: (F,)
+
+    Forward:  cols = im2col(x)          # (N, C*k*k, H_out*W_out)
+              out[n] = W2 @ cols[n] + b  # W2 = W.reshape(F, C*k*k)
+    Backward: dW = sum_n dout[n] @ cols[n].T ; db = sum of dout over N, H_out, W_out
+              dx = col2im(W2.T @ dout[n])
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None):
+        if padding == "same":
+            if stride != 1 or kernel_size % 2 == 0:
+                raise ValueError('padding="same" needs stride 1 and an odd kernel_size')
+        elif not (isinstance(padding, int) and padding >= 0):
+            raise ValueError(f'padding must be a non-negative int or "same", got {padding!r}')
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+        self.pad = (kernel_size - 1) // 2 if padding == "same" else padding
+        fan_in = in_channels * kernel_size * kernel_size
+        std = np.sqrt(2.0 / fan_in)  # He et al. 2015, for ReLU networks
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.W = Parameter((as_rng(rng).standard_normal(shape) * std).astype(np.float32))
+        self.b = Parameter(np.zeros(out_channels, dtype=np.float32))
+        self._cols = None  # im2col buffer, reused while the batch shape stays the same
+
+    def parameters(self):
+        return [self.W, self.b]
+
+    def config(self):
+        return dict(
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+        )
+
+    def __repr__(self):
+        k = self.kernel_size
+        return f"Conv2D({self.in_channels}->{self.out_channels}, {k}x{k})"
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3 or input_shape[0] != self.in_channels:
+            raise ShapeError(
+                f"{self!r} expects input ({self.in_channels}, H, W), got {tuple(input_shape)}"
+            )
+        _, H, W = input_shape
+        H_out = (H + 2 * self.pad - self.kernel_size) // self.stride + 1
+        W_out = (W + 2 * self.pad - self.kernel_size) // self.stride + 1
+        if H_out < 1 or W_out < 1:
+            raise ShapeError(f"{self!r}: input {H}x{W} is smaller than the kernel")
+        return (self.out_channels, H_out, W_out)
+
+    def forward(self, x, training=False):
+        expect_ndim(self, x, 4, "a batch (N, C, H, W)")
+        N, C, H, W = x.shape
+        F, H_out, W_out = self.output_shape((C, H, W))
+        k = self.kernel_size
+        x = np.ascontiguousarray(x)
+        shape = (N, C * k * k, H_out * W_out)
+        if self._cols is None or self._cols.shape != shape or self._cols.dtype != x.dtype:
+            self._cols = np.empty(shape, dtype=x.dtype)
+        cols = kernels.im2col.im2col(x, k, k, self.stride, self.pad, H_out, W_out, self._cols)
+        W2 = self.W.data.reshape(F, -1).astype(x.dtype, copy=False)  # (F, C*k*k)
+        out = np.matmul(W2, cols)  # (N, F, H_out*W_out)
+        out += self.b.data.astype(x.dtype, copy=False)[:, None]
+        self._x_shape = x.shape
+        return out.reshape(N, F, H_out, W_out)
+
+    def backward(self, dout, input_grad=True):
+        N, C, H, W = self._x_shape
+        F = self.out_channels
+        k = self.kernel_size
+        cols = self._cols  # (N, C*k*k, H_out*W_out)
+        dout = np.ascontiguousarray(dout).reshape(N, F, -1)  # (N, F, H_out*W_out)
+        dW = np.matmul(dout, cols.transpose(0, 2, 1)).sum(axis=0)  # (F, C*k*k)
+        self.W.grad = dW.reshape(self.W.data.shape).astype(self.W.data.dtype, copy=False)
+        self.b.grad = dout.sum(axis=(0, 2)).astype(self.b.data.dtype, copy=False)
+        if not input_grad:
+            return None
+        W2 = self.W.data.reshape(F, -1).astype(dout.dtype, copy=False)
+        dcols = np.matmul(W2.T, dout)  # (N, C*k*k, H_out*W_out)
+        dx = np.empty((N, C, H, W), dtype=dout.dtype)
+        return kernels.im2col.col2im(dcols, k, k, self.stride, self.pad, H, W, dx)

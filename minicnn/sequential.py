@@ -1,0 +1,165 @@
+"""Sequential: a list of layers; forward is a loop, backward the same loop reversed."""
+
+import numpy as np
+
+from .layers.activations import sigmoid, softmax
+from .layers.base import ShapeError
+
+
+class Sequential:
+    """A model that applies its layers one after the other.
+
+    model = Sequential([Conv2D(3, 16, 3, padding="same"), ReLU(), MaxPool2D(2), ...],
+                       input_shape=(3, 64, 64))
+
+    input_shape (C, H, W), optional: checks at build time that each layer accepts what the
+    previous one gives, so a mismatch is reported with the layer's name, not from deep
+    inside a matrix multiply.
+
+    Attributes used for prediction (set by the training code and stored by minicnn.save):
+    output ("softmax" or "sigmoid"), class_names, mean and std (per channel, applied
+    to uint8 images as (x / 255 - mean) / std).
+    """
+
+    def __init__(self, layers, input_shape=None, output="softmax"):
+        self.layers = list(layers)
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.output = output
+        self.class_names = None
+        self.mean = None
+        self.std = None
+        if self.input_shape is not None:
+            self.output_shape(self.input_shape)
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self):
+        inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
+        return f"Sequential([\n{inner}\n])"
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def astype(self, dtype):
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    def _where(self, i):
+        here = f"layer #{i} {self.layers[i]!r}"
+        if i == 0:
+            return f"{here} (the model's input)"
+        return f"{here} (after #{i - 1} {self.layers[i - 1]!r})"
+
+    def output_shape(self, input_shape):
+        """Per-sample shape after every layer: (C, H, W) -> e.g. (num_classes,)."""
+        return self._shapes(input_shape)[-1]
+
+    def _shapes(self, input_shape):
+        shapes = [tuple(input_shape)]
+        for i, layer in enumerate(self.layers):
+            try:
+                shapes.append(tuple(layer.output_shape(shapes[-1])))
+            except ShapeError as e:
+                raise ShapeError(f"{self._where(i)} got input {shapes[-1]}: {e}") from None
+        return shapes[1:]
+
+    def forward(self, x, training=False):
+        """x (N, *input_shape) -> logits (N, *output_shape)."""
+        if self.input_shape is not None and x.shape[1:] != self.input_shape:
+            raise ShapeError(
+                f"the model expects a batch (N, {', '.join(map(str, self.input_shape))}), "
+                f"got {x.shape}"
+            )
+        for i, layer in enumerate(self.layers):
+            try:
+                x = layer.forward(x, training)
+            except ShapeError as e:
+                raise ShapeError(f"{self._where(i)}: {e}") from None
+        return x
+
+    def __call__(self, x, training=False):
+        return self.forward(x, training)
+
+    def backward(self, dout, input_grad=False):
+        """Backpropagate dL/dlogits through every layer, filling each Parameter's .grad.
+
+        The first layer skips the gradient of the input images (nobody uses it) unless
+        input_grad is True, in which case dL/dx (N, *input_shape) is returned (saliency).
+        """
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if i == 0 and not input_grad:
+                if layer.parameters():
+                    layer.backward(dout, input_grad=False)
+                return None
+            dout = layer.backward(dout)
+        return dout
+
+    def summary(self, input_shape=None, print_fn=print):
+        """Return (and print) a table of each layer's output shape and parameter count."""
+        input_shape = tuple(input_shape or self.input_shape or ())
+        if not input_shape:
+            raise ValueError("summary needs an input_shape, e.g. (3, 64, 64)")
+        shapes = self._shapes(input_shape)
+        rows = [("#", "layer", "output shape", "params")]
+        rows.append(("", "input", str(input_shape), ""))
+        total = 0
+        for i, (layer, shape) in enumerate(zip(self.layers, shapes)):
+            n = sum(p.size for p in layer.parameters())
+            total += n
+            rows.append((str(i), repr(layer), str(shape), f"{n:,}" if n else "0"))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        line = "-" * (sum(widths) + 6)
+
+        def fmt(r):
+            a, b, c, d = widths
+            return f"{r[0]:>{a}}  {r[1]:<{b}}  {r[2]:<{c}}  {r[3]:>{d}}"
+
+        dtype = self.parameters()[0].data.dtype if self.parameters() else np.dtype(np.float32)
+        out = [fmt(rows[0]), line] + [fmt(r) for r in rows[1:]] + [line]
+        out.append(f"Total params: {total:,} ({total * dtype.itemsize / 1024:,.1f} KiB as {dtype})")
+        text = "\n".join(out)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def predict_logits(self, x, batch_size=256):
+        """Forward pass in evaluation mode, in batches: x (N, C, H, W) -> (N, K)."""
+        outs = [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(outs) if outs else np.empty((0,))
+
+    def preprocess(self, images):
+        """uint8 (N, C, H, W) -> float32 (x / 255 - mean) / std; float input is returned as is."""
+        images = np.asarray(images)
+        if images.dtype != np.uint8:
+            return images
+        x = images.astype(np.float32) / 255
+        if self.mean is not None:
+            mean = np.asarray(self.mean, np.float32).reshape(1, -1, 1, 1)
+            std = np.asarray(self.std, np.float32).reshape(1, -1, 1, 1)
+            x = (x - mean) / std
+        return x
+
+    def predict_proba(self, images, batch_size=256):
+        """Class probabilities (N, K) for uint8 images (N, C, H, W), preprocessed as in training.
+
+        Float input is taken as already preprocessed. With a sigmoid head of one unit the
+        result is (N, 2): [P(class 0), P(class 1)], so it lines up with class_names.
+        """
+        logits = self.predict_logits(self.preprocess(images), batch_size)
+        if self.output == "sigmoid":
+            p = sigmoid(logits)
+            return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
+        return softmax(logits, axis=1)
+
+    def predict(self, images, batch_size=256):
+        """Most probable class index (N,) for each image."""
+        return self.predict_proba(images, batch_size).argmax(axis=1)

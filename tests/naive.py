@@ -1,0 +1,88 @@
+"""Plain-NumPy references for the Numba kernels and layers (as in stumpy's tests/naive.py).
+
+Written for clarity, not speed: loops and padding copies that follow the definitions.
+"""
+
+import numpy as np
+
+
+def conv2d(x, W, b, stride, pad):
+    """Direct convolution. x (N, C, H, W), W (F, C, k, k) -> (N, F, H_out, W_out)."""
+    N, C, H, Wd = x.shape
+    F, _, k, _ = W.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    H_out = (H + 2 * pad - k) // stride + 1
+    W_out = (Wd + 2 * pad - k) // stride + 1
+    out = np.empty((N, F, H_out, W_out), dtype=x.dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            patch = xp[:, :, i * stride : i * stride + k, j * stride : j * stride + k]
+            out[:, :, i, j] = np.tensordot(patch, W, axes=([1, 2, 3], [1, 2, 3])) + b
+    return out
+
+
+def im2col(x, k, stride, pad):
+    """(N, C, H, W) -> (N, C*k*k, H_out*W_out), rows ordered c, i, j."""
+    N, C, H, W = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    H_out = (H + 2 * pad - k) // stride + 1
+    W_out = (W + 2 * pad - k) // stride + 1
+    cols = np.empty((N, C, k, k, H_out, W_out), dtype=x.dtype)
+    for i in range(k):
+        for j in range(k):
+            cols[:, :, i, j] = xp[
+                :, :, i : i + stride * H_out : stride, j : j + stride * W_out : stride
+            ]
+    return cols.reshape(N, C * k * k, H_out * W_out)
+
+
+def col2im(cols, C, H, W, k, stride, pad):
+    """Adjoint of im2col: scatter-add (N, C*k*k, H_out*W_out) into (N, C, H, W)."""
+    N = cols.shape[0]
+    H_out = (H + 2 * pad - k) // stride + 1
+    W_out = (W + 2 * pad - k) // stride + 1
+    cols = cols.reshape(N, C, k, k, H_out, W_out)
+    xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
+    for i in range(k):
+        for j in range(k):
+            xp[:, :, i : i + stride * H_out : stride, j : j + stride * W_out : stride] += cols[
+                :, :, i, j
+            ]
+    return xp[:, :, pad : pad + H, pad : pad + W]
+
+
+def maxpool(x, pool, stride):
+    """Returns out (N, C, H_out, W_out) and dx_of(dout) for the max-pool backward."""
+    N, C, H, W = x.shape
+    H_out = (H - pool) // stride + 1
+    W_out = (W - pool) // stride + 1
+    out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
+    where = {}
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    win = x[n, c, i * stride : i * stride + pool, j * stride : j * stride + pool]
+                    a, b = np.unravel_index(np.argmax(win), win.shape)
+                    out[n, c, i, j] = win[a, b]
+                    where[n, c, i, j] = (i * stride + a, j * stride + b)
+
+    def backward(dout):
+        dx = np.zeros_like(x, dtype=dout.dtype)
+        for (n, c, i, j), (h, w) in where.items():
+            dx[n, c, h, w] += dout[n, c, i, j]
+        return dx
+
+    return out, backward
+
+
+def adam(p, grads, lr, b1, b2, eps):
+    """Adam written from the paper's Algorithm 1, one step per gradient in grads."""
+    p = p.astype(np.float64)
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    return p

@@ -17,7 +17,8 @@ from tqdm import tqdm
 from .images import preprocess
 
 CHUNK = 256  # files per task: large enough to hide the pool's overhead, small for a smooth bar
-_open_zips = {}  # per process: zip path -> ZipFile, opened once by each worker
+_open_zips = {}  # (process id, zip path) -> ZipFile: a forked worker must not share the parent's
+# file offset, so each process opens the zip itself and keeps it for its next chunks
 
 
 def decode_file(zip_path, member, image_size, channels):
@@ -25,9 +26,10 @@ def decode_file(zip_path, member, image_size, channels):
     if zip_path is None:
         with Image.open(member) as img:
             return preprocess(img, image_size, channels)
-    zf = _open_zips.get(zip_path)
+    key = (os.getpid(), zip_path)
+    zf = _open_zips.get(key)
     if zf is None:
-        zf = _open_zips[zip_path] = zipfile.ZipFile(zip_path)
+        zf = _open_zips[key] = zipfile.ZipFile(zip_path)
     with Image.open(io.BytesIO(zf.read(member))) as img:
         return preprocess(img, image_size, channels)
 
@@ -104,4 +106,7 @@ def decode_many(zip_path, members, image_size, channels, workers=None, progress=
                     store(s, fut.result())
     finally:
         bar.close()
+        zf = _open_zips.pop((os.getpid(), zip_path), None)
+        if zf is not None:
+            zf.close()
     return images, ok, errors

@@ -67,15 +67,19 @@ def load(
         raise FileNotFoundError(f"data source not found: {path}")
 
     if os.path.isfile(path) and path.lower().endswith(".npz"):
-        groups, class_names, class_ids, notes, skipped = _read_npz(path, image_size, channels)
+        groups, class_names, class_ids, notes, skipped = _read_npz(
+            path, image_size, channels, progress
+        )
+        official_val = True
     elif os.path.isdir(path) or path.lower().endswith(".zip"):
-        groups, class_names, class_ids, notes, skipped = _read_tree(
+        groups, class_names, class_ids, notes, skipped, layout = _read_tree(
             path, image_size, channels, cache, cache_dir, workers, progress
         )
+        official_val = layout == "tiny-imagenet"
     else:
         raise ValueError(f"{path} is neither a folder, a .zip nor a .npz.\n{LAYOUTS_UNDERSTOOD}")
 
-    train, val, test = _make_splits(groups, val_fraction, test_fraction, seed, notes)
+    train, val, test = _make_splits(groups, val_fraction, test_fraction, seed, official_val, notes)
     counts = " / ".join(f"{len(s) if s is not None else 0}" for s in (train, val, test))
     notes.append(f"split sizes train / val / test: {counts} ({len(class_names)} classes)")
     for note in notes:
@@ -83,8 +87,13 @@ def load(
     return Dataset(train, val, test, class_names, class_ids, notes, skipped)
 
 
-def _make_splits(groups, val_fraction, test_fraction, seed, notes):
-    """Turn the source's own groups into train / val / test, carving what is missing."""
+def _make_splits(groups, val_fraction, test_fraction, seed, official_val, notes):
+    """Turn the source's own groups into train / val / test, carving what is missing.
+
+    A val folder of the split-folders layout that is too small to measure anything is merged
+    into train and replaced by a carved one; an official val set (Tiny ImageNet, MedMNIST) is
+    always kept.
+    """
     if "all" in groups:
         everything = groups["all"]
         rest, val_idx, test_idx = stratified_split(
@@ -99,7 +108,10 @@ def _make_splits(groups, val_fraction, test_fraction, seed, notes):
         return everything.subset(rest), val, test
 
     train, val, test = groups["train"], groups.get("val"), groups.get("test")
-    if val is not None and (len(val) < MIN_VAL_IMAGES or len(val) < MIN_VAL_SHARE * len(train)):
+    too_small = val is not None and (
+        len(val) < MIN_VAL_IMAGES or len(val) < MIN_VAL_SHARE * len(train)
+    )
+    if too_small and not official_val:
         notes.append(
             f"val folder has only {len(val)} images (fewer than {MIN_VAL_IMAGES} or "
             f"{MIN_VAL_SHARE:.0%} of train): merged them into train and carved a stratified "
@@ -159,7 +171,7 @@ def _read_tree(path, image_size, channels, use_cache, cache_dir, workers, progre
         )
         notes.append(f"skipped {len(skipped)} unreadable image(s)")
     groups = {r: Split(arrays[f"{r}_images"], arrays[f"{r}_labels"]) for r in roles}
-    return groups, plan.class_names, plan.class_ids, notes, skipped
+    return groups, plan.class_names, plan.class_ids, notes, skipped, plan.layout
 
 
 def _decode_plan(tree, plan, image_size, channels, workers, progress, notes):
@@ -192,7 +204,7 @@ def _decode_plan(tree, plan, image_size, channels, workers, progress, notes):
     return arrays
 
 
-def _read_npz(path, image_size, channels):
+def _read_npz(path, image_size, channels, progress):
     """MedMNIST-style .npz: {train,val,test}_images (N, H, W[, 3]) uint8 and _labels (N[, 1])."""
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -222,7 +234,8 @@ def _read_npz(path, image_size, channels):
             raise ValueError(
                 f"{path}: {role}_images has {len(raw)} images but {role}_labels {len(labels)}"
             )
-        groups[role] = Split(_convert_arrays(raw, image_size, channels, f"{path}:{role}"), labels)
+        images = _convert_arrays(raw, image_size, channels, f"{path}:{role}", progress)
+        groups[role] = Split(images, labels)
     num_classes = int(max(g.labels.max(initial=-1) for g in groups.values())) + 1
     if "class_names" in data:
         names = [str(c) for c in data["class_names"]]
@@ -234,7 +247,7 @@ def _read_npz(path, image_size, channels):
     return groups, names, names, notes, []
 
 
-def _convert_arrays(raw, image_size, channels, where):
+def _convert_arrays(raw, image_size, channels, where, progress):
     """(N, H, W) or (N, H, W, 1|3) images of any dtype -> uint8 (N, C, S, S), like load_image."""
     if raw.ndim == 4 and raw.shape[-1] == 1:
         raw = raw[..., 0]
@@ -254,6 +267,6 @@ def _convert_arrays(raw, image_size, channels, where):
             return np.ascontiguousarray(np.repeat(raw[:, None], channels, axis=1))
         return np.ascontiguousarray(raw.transpose(0, 3, 1, 2))  # (N, S, S, 3) -> (N, 3, S, S)
     out = np.empty((N, channels, image_size, image_size), dtype=np.uint8)
-    for i in tqdm(range(N), desc="resizing", unit="img", leave=False, disable=N < 2000):
+    for i in tqdm(range(N), desc="resizing", unit="img", leave=False, disable=not progress):
         out[i] = preprocess_array(raw[i], image_size, channels)
     return out

@@ -7,17 +7,17 @@
 
 Modules, one idea each: `images` (one file -> uint8 (C, H, W)), `sources` (folder or zip
 listing), `layouts` (which layout, which files, which labels), `decode` (parallel decoding),
-`cache` (on-disk .npz cache), `loaders` (`load`), `dataset` (`Split`, `Dataset`), `batches`,
-`augment`, `synthetic`, `download`.
+`cache` (on-disk .npz cache), `loaders` (`load`), `dataset` (`Split`, `Dataset`), `batching`,
+`augment`, `synthesis` (`synthetic`), `downloading` (`download`).
 """
 
 from .augment import Augment
-from .batches import batches, channel_stats
+from .batching import batches, channel_stats
 from .dataset import Dataset, Split, stratified_split
-from .download import download
+from .downloading import download
 from .images import load_image
 from .loaders import load
-from .synthetic import synthetic
+from .synthesis import synthetic
 
 __all__ = [
     "Augment",

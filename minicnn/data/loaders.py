@@ -139,7 +139,10 @@ def _read_tree(path, image_size, channels, use_cache, cache_dir, workers, progre
     tree = FileTree(path)
     if not tree.is_zip and not os.path.isdir(path):
         raise ValueError(f"{path} is not a valid zip file")
-    plan = plan_layout(tree)
+    try:
+        plan = plan_layout(tree)
+    finally:
+        tree.close()
     notes = list(plan.notes)
     roles = list(plan.groups)
     key = cache_mod.cache_key(tree.fingerprint(), image_size, channels)

@@ -153,7 +153,7 @@ def _render(attrs, image_size, rng):
             canvas[sel] = sub
 
     distractor(rng.random(B) < 0.4)  # on top, sometimes hiding part of the object
-    canvas += rng.normal(0.0, 0.05, canvas.shape).astype(np.float32)
+    canvas += 0.05 * rng.standard_normal(canvas.shape, dtype=np.float32)
     return np.clip(canvas, 0.0, 1.0)
 
 

@@ -134,7 +134,7 @@ def test_cut_connection_then_resume_with_range(data_server, tmp_path):
     Handler.files["/p.npz"] = blob
     url = data_server + "/p.npz"
     Handler.mode = "cut"
-    with pytest.raises(ConnectionError, match=rf"{url} stopped at {len(blob) // 2} of {len(blob)}"):
+    with pytest.raises(ConnectionError, match=rf"{url} (stopped|was cut) at {len(blob) // 2}\b"):
         data.download("mine", tmp_path, url=url, sha256=sha256(blob), progress=False)
     assert os.listdir(tmp_path) == ["p.npz.part"]
     assert os.path.getsize(tmp_path / "p.npz.part") == len(blob) // 2

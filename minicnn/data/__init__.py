@@ -12,7 +12,7 @@ listing), `layouts` (which layout, which files, which labels), `decode` (paralle
 """
 
 from .augment import Augment
-from .batching import batches, channel_stats
+from .batching import batches, channel_stats, to_float
 from .dataset import Dataset, Split, stratified_split
 from .downloading import download
 from .images import load_image
@@ -30,4 +30,5 @@ __all__ = [
     "load_image",
     "stratified_split",
     "synthetic",
+    "to_float",
 ]

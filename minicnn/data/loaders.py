@@ -201,7 +201,8 @@ def _decode_plan(tree, plan, image_size, channels, workers, progress, notes):
     for r in roles:
         paths, labels = plan.groups[r]
         good = ok[start : start + len(paths)]
-        arrays[f"{r}_images"] = images[start : start + len(paths)][good]
+        rows = images[start : start + len(paths)]  # a view: no copy when nothing failed
+        arrays[f"{r}_images"] = rows if good.all() else rows[good]
         arrays[f"{r}_labels"] = labels[good]
         start += len(paths)
     return arrays

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .fused import ConvBlock, plan
 from .layers.activations import sigmoid, softmax
 from .layers.base import ShapeError
 
@@ -16,13 +17,18 @@ class Sequential:
     previous one gives, so a mismatch is reported with the layer's name, not from deep
     inside a matrix multiply.
 
+    fuse=True runs each Conv2D -> ReLU [-> MaxPool2D] run as one fused step (same result,
+    faster; see fused.py). fuse=False calls every layer's own forward and backward.
+
     Attributes used for prediction (set by the training code and stored by minicnn.save):
     output ("softmax" or "sigmoid"), class_names, mean and std (per channel, applied
     to uint8 images as (x / 255 - mean) / std).
     """
 
-    def __init__(self, layers, input_shape=None, output="softmax"):
+    def __init__(self, layers, input_shape=None, output="softmax", fuse=True):
         self.layers = list(layers)
+        self.fuse = fuse
+        self._steps = None
         self.input_shape = None if input_shape is None else tuple(input_shape)
         self.output = output
         self.class_names = None
@@ -78,9 +84,10 @@ class Sequential:
                 f"the model expects a batch (N, {', '.join(map(str, self.input_shape))}), "
                 f"got {x.shape}"
             )
-        for i, layer in enumerate(self.layers):
+        self._steps = plan(self.layers) if self.fuse else list(enumerate(self.layers))
+        for i, step in self._steps:
             try:
-                x = layer.forward(x, training)
+                x = step.forward(x, training)
             except ShapeError as e:
                 raise ShapeError(f"{self._where(i)}: {e}") from None
         return x
@@ -94,13 +101,14 @@ class Sequential:
         The first layer skips the gradient of the input images (nobody uses it) unless
         input_grad is True, in which case dL/dx (N, *input_shape) is returned (saliency).
         """
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
+        if self._steps is None:
+            raise RuntimeError("backward() needs a forward() first")
+        for i, step in reversed(self._steps):
             if i == 0 and not input_grad:
-                if layer.parameters():
-                    layer.backward(dout, input_grad=False)
+                if isinstance(step, ConvBlock) or step.parameters():
+                    step.backward(dout, input_grad=False)
                 return None
-            dout = layer.backward(dout)
+            dout = step.backward(dout)
         return dout
 
     def summary(self, input_shape=None, print_fn=print):

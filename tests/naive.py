@@ -22,7 +22,7 @@ def conv2d(x, W, b, stride, pad):
 
 
 def im2col(x, k, stride, pad):
-    """(N, C, H, W) -> (N, C*k*k, H_out*W_out), rows ordered c, i, j."""
+    """(N, C, H, W) -> (C*k*k, N*H_out*W_out), rows ordered c, i, j; columns n, oh, ow."""
     N, C, H, W = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     H_out = (H + 2 * pad - k) // stride + 1
@@ -33,15 +33,14 @@ def im2col(x, k, stride, pad):
             cols[:, :, i, j] = xp[
                 :, :, i : i + stride * H_out : stride, j : j + stride * W_out : stride
             ]
-    return cols.reshape(N, C * k * k, H_out * W_out)
+    return cols.reshape(N, C * k * k, H_out * W_out).transpose(1, 0, 2).reshape(C * k * k, -1)
 
 
-def col2im(cols, C, H, W, k, stride, pad):
-    """Adjoint of im2col: scatter-add (N, C*k*k, H_out*W_out) into (N, C, H, W)."""
-    N = cols.shape[0]
+def col2im(cols, N, C, H, W, k, stride, pad):
+    """Adjoint of im2col: scatter-add (C*k*k, N*H_out*W_out) into (N, C, H, W)."""
     H_out = (H + 2 * pad - k) // stride + 1
     W_out = (W + 2 * pad - k) // stride + 1
-    cols = cols.reshape(N, C, k, k, H_out, W_out)
+    cols = cols.reshape(C, k, k, N, H_out, W_out).transpose(3, 0, 1, 2, 4, 5)
     xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
     for i in range(k):
         for j in range(k):

@@ -29,10 +29,10 @@ def test_im2col_matches_reference(N, C, H, W, k, stride, pad, dtype):
 def test_col2im_matches_reference(N, C, H, W, k, stride, pad, dtype):
     H_out = (H + 2 * pad - k) // stride + 1
     W_out = (W + 2 * pad - k) // stride + 1
-    cols = np.random.default_rng(1).standard_normal((N, C * k * k, H_out * W_out)).astype(dtype)
+    cols = np.random.default_rng(1).standard_normal((C * k * k, N * H_out * W_out)).astype(dtype)
     dx = np.full((N, C, H, W), np.nan, dtype=dtype)  # the kernel must zero it first
-    kernels.im2col.col2im(cols, k, k, stride, pad, H, W, dx)
-    expected = naive.col2im(cols, C, H, W, k, stride, pad)
+    kernels.im2col.col2im(cols, k, k, stride, pad, dx)
+    expected = naive.col2im(cols, N, C, H, W, k, stride, pad)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(dx, expected, rtol=rtol, atol=rtol)
 

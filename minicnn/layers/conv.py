@@ -21,10 +21,14 @@ class Conv2D(Layer):
         H_out = (H + 2*padding - k) // stride + 1, W_out likewise
         W: (F, C, k, k), b: (F,)
 
-    Forward:  cols = im2col(x)          # (N, C*k*k, H_out*W_out)
-              out[n] = W2 @ cols[n] + b  # W2 = W.reshape(F, C*k*k)
-    Backward: dW = sum_n dout[n] @ cols[n].T ; db = sum of dout over N, H_out, W_out
-              dx = col2im(W2.T @ dout[n])
+    Forward:  cols = im2col(x)              # (C*k*k, N*H_out*W_out)
+              Y = W2 @ cols                  # (F, N*H_out*W_out), W2 = W.reshape(F, C*k*k)
+              out = Y + b, as (N, F, H_out, W_out)
+    Backward: dY = dout as (F, N*H_out*W_out)
+              dW = dY @ cols.T ; db = dY summed over its columns
+              dx = col2im(W2.T @ dY)
+    One matrix multiply covers the whole batch. In a model, Sequential hands Y straight to
+    the ReLU and max pool that follow (minicnn/fused.py) instead of calling forward.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None):
@@ -75,33 +79,45 @@ class Conv2D(Layer):
         return (self.out_channels, H_out, W_out)
 
     def forward(self, x, training=False):
+        F = self.out_channels
+        Y = self.matmul_forward(x)  # (F, N*H_out*W_out)
+        Y += self.b.data.astype(Y.dtype, copy=False)[:, None]
+        N, H_out, W_out = self._out_nhw
+        out = Y.reshape(F, N, H_out * W_out).transpose(1, 0, 2)  # (N, F, H_out*W_out)
+        return np.ascontiguousarray(out).reshape(N, F, H_out, W_out)
+
+    def backward(self, dout, input_grad=True):
+        N, F = dout.shape[0], self.out_channels
+        dY = dout.reshape(N, F, -1).transpose(1, 0, 2).reshape(F, -1)  # (F, N*H_out*W_out)
+        self.b.grad = dY.sum(axis=1).astype(self.b.data.dtype, copy=False)
+        return self.matmul_backward(dY, input_grad)
+
+    def matmul_forward(self, x):
+        """im2col and the matrix multiply, without bias: x (N, C, H, W) -> Y (F, N*H'*W')."""
         expect_ndim(self, x, 4, "a batch (N, C, H, W)")
         N, C, H, W = x.shape
         F, H_out, W_out = self.output_shape((C, H, W))
         k = self.kernel_size
         x = np.ascontiguousarray(x)
-        shape = (N, C * k * k, H_out * W_out)
+        shape = (C * k * k, N * H_out * W_out)
         if self._cols is None or self._cols.shape != shape or self._cols.dtype != x.dtype:
             self._cols = np.empty(shape, dtype=x.dtype)
         cols = kernels.im2col.im2col(x, k, k, self.stride, self.pad, H_out, W_out, self._cols)
-        W2 = self.W.data.reshape(F, -1).astype(x.dtype, copy=False)  # (F, C*k*k)
-        out = np.matmul(W2, cols)  # (N, F, H_out*W_out)
-        out += self.b.data.astype(x.dtype, copy=False)[:, None]
         self._x_shape = x.shape
-        return out.reshape(N, F, H_out, W_out)
+        self._out_nhw = (N, H_out, W_out)
+        W2 = self.W.data.reshape(F, -1).astype(x.dtype, copy=False)  # (F, C*k*k)
+        return W2 @ cols  # (F, N*H_out*W_out)
 
-    def backward(self, dout, input_grad=True):
-        N, C, H, W = self._x_shape
+    def matmul_backward(self, dY, input_grad=True):
+        """Given dY (F, N*H'*W'), set W.grad and return dx (N, C, H, W) (bias not included)."""
         F = self.out_channels
-        k = self.kernel_size
-        cols = self._cols  # (N, C*k*k, H_out*W_out)
-        dout = np.ascontiguousarray(dout).reshape(N, F, -1)  # (N, F, H_out*W_out)
-        dW = np.matmul(dout, cols.transpose(0, 2, 1)).sum(axis=0)  # (F, C*k*k)
+        cols = self._cols  # (C*k*k, N*H_out*W_out)
+        dW = dY @ cols.T  # (F, C*k*k)
         self.W.grad = dW.reshape(self.W.data.shape).astype(self.W.data.dtype, copy=False)
-        self.b.grad = dout.sum(axis=(0, 2)).astype(self.b.data.dtype, copy=False)
         if not input_grad:
             return None
-        W2 = self.W.data.reshape(F, -1).astype(dout.dtype, copy=False)
-        dcols = np.matmul(W2.T, dout)  # (N, C*k*k, H_out*W_out)
-        dx = np.empty((N, C, H, W), dtype=dout.dtype)
-        return kernels.im2col.col2im(dcols, k, k, self.stride, self.pad, H, W, dx)
+        k = self.kernel_size
+        W2 = self.W.data.reshape(F, -1).astype(dY.dtype, copy=False)
+        dcols = W2.T @ dY  # (C*k*k, N*H_out*W_out)
+        dx = np.empty(self._x_shape, dtype=dY.dtype)
+        return kernels.im2col.col2im(dcols, k, k, self.stride, self.pad, dx)

@@ -1,0 +1,100 @@
+"""Bias + ReLU (+ max pool) straight out of the convolution's matrix multiply.
+
+The convolution's product Y is (F, N, H, W): channel-major, as the matrix multiply gives it.
+These kernels add the bias, apply ReLU, pool, and write the result in NCHW, in one pass,
+instead of three passes and a transpose. They compute exactly what Conv2D, ReLU and
+MaxPool2D compute one after the other; tests/test_kernels.py checks that.
+"""
+
+from .jit import pjit, prange
+
+
+@pjit
+def bias_relu_pool_forward(Y, b, pool, stride, out, argmax):
+    """out[n, f] = maxpool(relu(Y[f, n] + b[f])); argmax = flat h*W + w of each window's max.
+
+    Y: (F, N, H, W); b: (F,); out, argmax: (N, F, H_out, W_out). Ties go to the first max.
+    relu(max(v)) = max(relu(v)), so ReLU is applied once per window, after the max.
+    """
+    F, N, H, W = Y.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    for nf in prange(N * F):
+        n = nf // F
+        f = nf % F
+        bf = b[f]
+        for oh in range(out_h):
+            for ow in range(out_w):
+                h0 = oh * stride
+                w0 = ow * stride
+                best = Y[f, n, h0, w0]
+                best_i = h0 * W + w0
+                for i in range(pool):
+                    for j in range(pool):
+                        v = Y[f, n, h0 + i, w0 + j]
+                        if v > best:
+                            best = v
+                            best_i = (h0 + i) * W + w0 + j
+                best += bf
+                out[n, f, oh, ow] = best if best > 0 else 0
+                argmax[n, f, oh, ow] = best_i
+    return out
+
+
+@pjit
+def bias_relu_pool_backward(dout, out, argmax, dY, db_partial):
+    """dY (F, N, H, W) = gradient through pool and ReLU; db_partial (N, F) per-image sums.
+
+    dout, out, argmax: (N, F, H_out, W_out). Each (n, f) plane of dY is zeroed, then every
+    dout whose pooled output was positive is added at its window's argmax (overlapping
+    windows add up). The prange runs over (n, f) planes: no two threads share an element.
+    """
+    F, N, H, W = dY.shape
+    out_h, out_w = dout.shape[2], dout.shape[3]
+    for nf in prange(N * F):
+        n = nf // F
+        f = nf % F
+        for h in range(H):
+            for w in range(W):
+                dY[f, n, h, w] = 0
+        acc = 0.0
+        for oh in range(out_h):
+            for ow in range(out_w):
+                if out[n, f, oh, ow] > 0:
+                    k = argmax[n, f, oh, ow]
+                    g = dout[n, f, oh, ow]
+                    dY[f, n, k // W, k % W] += g
+                    acc += g
+        db_partial[n, f] = acc
+    return dY
+
+
+@pjit
+def bias_relu_forward(Y, b, out):
+    """out[n, f] = relu(Y[f, n] + b[f]). Y: (F, N, H, W); out: (N, F, H, W)."""
+    F, N, H, W = Y.shape
+    for nf in prange(N * F):
+        n = nf // F
+        f = nf % F
+        bf = b[f]
+        for h in range(H):
+            for w in range(W):
+                v = Y[f, n, h, w] + bf
+                out[n, f, h, w] = v if v > 0 else 0
+    return out
+
+
+@pjit
+def bias_relu_backward(dout, out, dY, db_partial):
+    """dY[f, n] = dout[n, f] where out > 0, else 0; db_partial (N, F) per-image sums."""
+    F, N, H, W = dY.shape
+    for nf in prange(N * F):
+        n = nf // F
+        f = nf % F
+        acc = 0.0
+        for h in range(H):
+            for w in range(W):
+                g = dout[n, f, h, w] if out[n, f, h, w] > 0 else 0
+                dY[f, n, h, w] = g
+                acc += g
+        db_partial[n, f] = acc
+    return dY

@@ -1,0 +1,93 @@
+"""The fused Conv2D -> ReLU [-> MaxPool2D] path computes what the layers compute one by one."""
+
+import naive
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import kernels
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, pool, stride",
+    [
+        ((4, 3, 8, 8), 2, 2),
+        ((3, 2, 7, 9), 2, 2),  # odd sizes: floor rule
+        ((2, 3, 9, 8), 3, 2),  # overlapping windows
+    ],
+)
+def test_bias_relu_pool_kernels_match_reference(shape, pool, stride, dtype):
+    F, N, H, W = shape
+    rng = np.random.default_rng(0)
+    Y = (rng.permutation(F * N * H * W).reshape(shape) - F * N * H * W / 2).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    z = np.maximum(Y.transpose(1, 0, 2, 3) + b[:, None, None], 0)  # (N, F, H, W)
+    ref_out, ref_backward = naive.maxpool(z, pool, stride)
+    out = np.empty(ref_out.shape, dtype=dtype)
+    argmax = np.empty(out.shape, dtype=np.int32)
+    kernels.fused.bias_relu_pool_forward(Y, b, pool, stride, out, argmax)
+    np.testing.assert_array_equal(out, ref_out.astype(dtype))
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dY = np.full(shape, np.nan, dtype=dtype)
+    db = np.empty((N, F), dtype=dtype)
+    kernels.fused.bias_relu_pool_backward(dout, out, argmax, dY, db)
+    dz = ref_backward(dout) * (z > 0)  # through the pool, then through ReLU
+    np.testing.assert_allclose(dY, dz.transpose(1, 0, 2, 3), rtol=1e-6)
+    np.testing.assert_allclose(db.sum(0), dz.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_relu_kernels_match_reference(dtype):
+    rng = np.random.default_rng(1)
+    Y = rng.standard_normal((3, 2, 5, 4)).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    z = Y.transpose(1, 0, 2, 3) + b[:, None, None]
+    out = np.empty(z.shape, dtype=dtype)
+    kernels.fused.bias_relu_forward(Y, b, out)
+    np.testing.assert_array_equal(out, np.maximum(z, 0))
+    dout = rng.standard_normal(z.shape).astype(dtype)
+    dY = np.empty_like(Y)
+    db = np.empty((2, 3), dtype=dtype)
+    kernels.fused.bias_relu_backward(dout, out, dY, db)
+    np.testing.assert_array_equal(dY, (dout * (z > 0)).transpose(1, 0, 2, 3))
+    np.testing.assert_allclose(db.sum(0), (dout * (z > 0)).sum(axis=(0, 2, 3)), rtol=1e-5)
+
+
+def test_conv2d_matches_direct_convolution():
+    rng = np.random.default_rng(2)
+    for stride, padding, pad in [(1, "same", 1), (2, 0, 0), (2, 2, 2)]:
+        layer = minicnn.Conv2D(3, 5, 3, stride=stride, padding=padding, rng=3)
+        layer.b.data[:] = rng.standard_normal(5)
+        x = rng.standard_normal((2, 3, 9, 7)).astype(np.float32)
+        expected = naive.conv2d(x, layer.W.data, layer.b.data, stride, pad)
+        np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", [minicnn.models.paper, minicnn.models.paper13])
+def test_fused_model_equals_layer_by_layer(preset):
+    fused, plain = preset(num_classes=7, seed=3), preset(num_classes=7, seed=3)
+    plain.fuse = False
+    for p in fused.parameters() + plain.parameters():
+        p.data += 0.05  # non-zero biases
+    x = np.random.default_rng(0).standard_normal((4, 3, 64, 64)).astype(np.float32)
+    y = np.array([0, 3, 6, 2])
+    grads = []
+    for model in (fused, plain):
+        loss = minicnn.SoftmaxCrossEntropy()
+        value = loss.forward(model.forward(x, training=True), y)
+        dx = model.backward(loss.backward(), input_grad=True)
+        grads.append((value, dx, [p.grad.copy() for p in model.parameters()]))
+    (v1, dx1, g1), (v2, dx2, g2) = grads
+    assert v1 == pytest.approx(v2, rel=1e-5)
+    np.testing.assert_allclose(dx1, dx2, rtol=1e-4, atol=1e-6)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
+
+
+def test_plan_groups_conv_relu_pool():
+    steps = minicnn.fused.plan(list(minicnn.models.paper13()))
+    kinds = [type(s).__name__ for _, s in steps]
+    assert kinds[:5] == ["ConvBlock"] * 5
+    assert [len(s.layers) for _, s in steps[:5]] == [3, 3, 3, 2, 2]
+    assert [i for i, _ in steps[:6]] == [0, 3, 6, 9, 11, 13]

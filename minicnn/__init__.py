@@ -5,8 +5,9 @@ side by side), losses.py, sequential.py, optim.py, models.py, gradcheck.py; the 
 hot loops are in the top-level package `kernels/`.
 """
 
-from . import gradcheck, models
+from . import data, gradcheck, metrics, models
 from ._kernels import kernels
+from .io import load, save
 from .layers import (
     Conv2D,
     Dense,
@@ -23,6 +24,7 @@ from .losses import BinaryCrossEntropy, SoftmaxCrossEntropy
 from .optim import SGD, Adam
 from .parameter import Parameter
 from .sequential import Sequential
+from .train import evaluate, fit
 
 __version__ = "0.1.0"
 
@@ -43,7 +45,13 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "data",
+    "evaluate",
+    "fit",
     "gradcheck",
     "kernels",
+    "load",
+    "metrics",
     "models",
+    "save",
 ]

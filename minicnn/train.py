@@ -1,0 +1,342 @@
+"""The training loop: `fit` a model on a Split, `evaluate` it, with checkpoints and a NaN guard.
+
+    history = fit(model, SoftmaxCrossEntropy(), Adam(model.parameters(), lr=1e-4),
+                  ds.train, ds.val, epochs=20, batch_size=32, checkpoint="run/checkpoint.npz",
+                  callbacks=[SaveBest("run/model.npz")])
+    result = evaluate(model, ds.test, SoftmaxCrossEntropy())
+
+One epoch = one pass over the shuffled training split in mini-batches: forward, loss,
+backward, optimizer step. The shuffle (and augmentation) of epoch e uses a seed derived from
+(seed, e), and every Dropout layer's generator is saved in the checkpoint, so a run resumed
+after epoch k ends with the same weights, bit for bit, as a run that was never interrupted.
+"""
+
+import math
+import os
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from .data import batches
+from .io import load_checkpoint, save, save_checkpoint
+from .layers.activations import sigmoid, softmax
+from .losses import BinaryCrossEntropy
+from .metrics import top_k_accuracy
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the epoch, step and checkpoint."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def num_classes_of(model):
+    """K, the number of classes the model tells apart (2 for a one-unit sigmoid head)."""
+    K = model.output_shape(model.input_shape)[-1]
+    return 2 if model.output == "sigmoid" and K == 1 else K
+
+
+def check_split(model, split, name="train"):
+    """Raise ValueError before training if a split does not fit the model."""
+    if model.input_shape is None:
+        raise ValueError("fit needs a model built with input_shape (C, H, W)")
+    if split.images.ndim != 4 or split.images.shape[1:] != tuple(model.input_shape):
+        raise ValueError(
+            f"the {name} images have shape {split.images.shape[1:]} per image, the model "
+            f"expects {tuple(model.input_shape)} (C, H, W); load the data with "
+            f"image_size={model.input_shape[1]}, channels={model.input_shape[0]}"
+        )
+    K = num_classes_of(model)
+    labels = split.labels
+    if len(labels) and (labels.min() < 0 or labels.max() >= K):
+        bad = labels[(labels < 0) | (labels >= K)]
+        raise ValueError(
+            f"the {name} split has labels outside the model's {K} classes [0, {K - 1}]: "
+            f"{sorted(set(bad.tolist()))[:10]} ({len(bad)} images)"
+        )
+
+
+def targets_for(loss_fn, logits, y):
+    """Class indices (N,) as the loss wants them: as is, or 0/1 floats for a sigmoid head."""
+    if not isinstance(loss_fn, BinaryCrossEntropy):
+        return y
+    if logits.shape[1] == 1:
+        return y.astype(logits.dtype)[:, None]  # (N, 1): 1 for the positive class
+    onehot = np.zeros(logits.shape, dtype=logits.dtype)  # one sigmoid per class
+    onehot[np.arange(len(y)), y] = 1
+    return onehot
+
+
+def predictions(logits):
+    """Class index per row of logits (N, K); a single sigmoid unit predicts 1 when logit > 0."""
+    if logits.shape[1] == 1:
+        return (logits[:, 0] > 0).astype(np.int64)
+    return logits.argmax(axis=1)
+
+
+def probabilities(model, logits):
+    """Logits (N, K) -> class probabilities (N, K'), as Sequential.predict_proba returns them."""
+    if model.output == "sigmoid":
+        p = sigmoid(logits)
+        return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
+    return softmax(logits, axis=1)
+
+
+def _normalize_of(model, normalize):
+    if normalize is not None:
+        return normalize
+    return None if model.mean is None else (model.mean, model.std)
+
+
+def epoch_seed(seed, epoch):
+    """The shuffle / augmentation seed of an epoch, a function of (seed, epoch) only."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _params_finite(model):
+    return all(np.isfinite(p.data).all() for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def evaluate(model, split, loss_fn=None, batch_size=256, normalize=None):
+    """Run the model over a split in evaluation mode (no dropout).
+
+    Inputs:
+    - split: Split with uint8 images (N, C, H, W), int64 labels (N,)
+    - loss_fn: optional; when given, the mean loss is reported
+    - normalize: (mean, std) per channel; None takes model.mean / model.std when set
+
+    Returns a dict:
+    - loss (float or None), accuracy (float), top5 (float, only when K > 5)
+    - probs float (N, K), predictions int64 (N,), labels int64 (N,)
+    """
+    normalize = _normalize_of(model, normalize)
+    total_loss, probs, preds = 0.0, [], []
+    for x, y in batches(split, batch_size, shuffle=False, normalize=normalize):
+        logits = model.forward(x, training=False)
+        if loss_fn is not None:
+            total_loss += loss_fn.forward(logits, targets_for(loss_fn, logits, y)) * len(y)
+        probs.append(probabilities(model, logits))
+        preds.append(predictions(logits))
+    K = num_classes_of(model)
+    probs = np.concatenate(probs) if probs else np.zeros((0, K), np.float32)
+    preds = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+    labels = split.labels
+    result = {
+        "loss": total_loss / len(labels) if loss_fn is not None and len(labels) else None,
+        "accuracy": float(np.mean(preds == labels)) if len(labels) else float("nan"),
+    }
+    if K > 5:
+        result["top5"] = top_k_accuracy(labels, probs, 5)
+    result.update(probs=probs, predictions=preds, labels=labels)
+    return result
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+
+class SaveBest:
+    """Save the model (minicnn.save) each time `monitor` improves: the best epoch's weights.
+
+    monitor: a history key, "val_acc" (higher is better) or "val_loss" (lower is better).
+    metadata: dict stored in the model file (e.g. the settings).
+    """
+
+    def __init__(self, path, monitor="val_acc", metadata=None):
+        self.path, self.monitor, self.metadata = path, monitor, metadata
+        self.best, self.best_epoch = None, None
+
+    def _better(self, value):
+        if value is None or not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value < self.best if self.monitor.endswith("loss") else value > self.best
+
+    def on_train_begin(self, model, history):
+        self.best, self.best_epoch = None, None
+        for row in history:  # after --resume, the best so far is in the history
+            if self._better(row.get(self.monitor)):
+                self.best, self.best_epoch = row[self.monitor], row["epoch"]
+
+    def on_epoch_end(self, epoch, logs, model):
+        if self._better(logs.get(self.monitor)):
+            self.best, self.best_epoch = logs[self.monitor], epoch
+            meta = dict(self.metadata or {}, epoch=epoch, **{self.monitor: logs[self.monitor]})
+            save(model, self.path, metadata=meta)
+        return False
+
+
+class EarlyStopping:
+    """Stop when `monitor` has not improved by min_delta for `patience` epochs."""
+
+    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0):
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+
+    def _improved(self, value):
+        if self.best is None:
+            return True
+        if self.monitor.endswith("loss"):
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_train_begin(self, model, history):
+        self.best, self.wait = None, 0
+        for row in history:
+            self._update(row.get(self.monitor))
+
+    def _update(self, value):
+        if value is None or not math.isfinite(value):
+            self.wait += 1
+        elif self._improved(value):
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+
+    def on_epoch_end(self, epoch, logs, model):
+        self._update(logs.get(self.monitor))
+        return self.wait >= self.patience
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def fit(
+    model,
+    loss_fn,
+    optimizer,
+    train,
+    val=None,
+    epochs=20,
+    batch_size=32,
+    *,
+    seed=0,
+    augment=None,
+    normalize=None,
+    callbacks=(),
+    checkpoint=None,
+    resume=False,
+    progress=True,
+    print_fn=print,
+):
+    """Train `model` for `epochs` epochs and return the history.
+
+    Inputs:
+    - model: Sequential with input_shape; loss_fn: SoftmaxCrossEntropy or BinaryCrossEntropy
+    - optimizer: Adam or SGD over model.parameters()
+    - train, val: Split (val may be None); labels are checked against the model's classes and
+      image shapes against its input before the first step
+    - seed: shuffle / augmentation seed (epoch e uses epoch_seed(seed, e))
+    - augment: None or a callable augment(x, rng) such as minicnn.data.Augment
+    - normalize: (mean, std) per channel; None takes model.mean / model.std when set
+    - callbacks: objects with on_train_begin(model, history) and / or
+      on_epoch_end(epoch, logs, model) -> True to stop (SaveBest, EarlyStopping)
+    - checkpoint: path of checkpoint.npz, written (atomically) after every epoch
+    - resume: continue from `checkpoint` when it exists (epochs counts the total)
+    - progress: a tqdm bar per epoch; print_fn: where the per-epoch line goes (None: silent)
+
+    Returns:
+    - history: list of dicts, one per epoch: epoch (1-based), train_loss, train_acc,
+      val_loss, val_acc (None without val), seconds
+
+    Raises TrainingDiverged when a loss is NaN or infinite; the last checkpoint stays as it was.
+    """
+    check_split(model, train, "train")
+    if val is not None:
+        check_split(model, val, "val")
+    if len(train) == 0:
+        raise ValueError("the train split is empty")
+    normalize = _normalize_of(model, normalize)
+    say = print_fn or (lambda *a, **k: None)
+
+    history, start, last_good = [], 0, None
+    if resume and checkpoint and os.path.exists(checkpoint):
+        state = load_checkpoint(checkpoint, model, optimizer)
+        if state["extra"].get("seed", seed) != seed:
+            say(f"note: {checkpoint} was trained with seed {state['extra']['seed']}, using it")
+            seed = state["extra"]["seed"]
+        history, start, last_good = state["history"], state["epoch"], state["epoch"]
+        say(f"resumed from {checkpoint} after epoch {start}")
+    for cb in callbacks:
+        if hasattr(cb, "on_train_begin"):
+            cb.on_train_begin(model, history)
+
+    for epoch in range(start + 1, epochs + 1):
+        t0 = time.perf_counter()
+        seen, loss_sum, correct = 0, 0.0, 0
+        bar = tqdm(
+            total=len(train),
+            desc=f"epoch {epoch}/{epochs}",
+            unit="img",
+            leave=False,
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        steps = batches(
+            train, batch_size, seed=epoch_seed(seed, epoch), augment=augment, normalize=normalize
+        )
+        with bar:
+            for step, (x, y) in enumerate(steps, start=1):
+                logits = model.forward(x, training=True)
+                loss = loss_fn.forward(logits, targets_for(loss_fn, logits, y))
+                if not math.isfinite(loss):
+                    kept = (
+                        f"the last good checkpoint, {checkpoint} (epoch {last_good}), is kept"
+                        if last_good is not None
+                        else "no checkpoint had been written yet"
+                    )
+                    raise TrainingDiverged(
+                        f"the training loss became {loss} at epoch {epoch}, step {step}; "
+                        f"stopped; {kept}. Try a smaller learning rate."
+                    )
+                model.backward(loss_fn.backward())
+                optimizer.step()
+                B = len(y)
+                seen += B
+                loss_sum += loss * B
+                correct += int((predictions(logits) == y).sum())
+                bar.update(B)
+                if step % 10 == 0:
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
+        if not _params_finite(model):
+            raise TrainingDiverged(
+                f"the weights became NaN or infinite in epoch {epoch}; stopped; "
+                + (f"{checkpoint} (epoch {last_good}) is kept" if last_good else "no checkpoint")
+            )
+
+        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen}
+        if val is not None and len(val):
+            v = evaluate(model, val, loss_fn, normalize=normalize)
+            row.update(val_loss=v["loss"], val_acc=v["accuracy"])
+        else:
+            row.update(val_loss=None, val_acc=None)
+        row["seconds"] = time.perf_counter() - t0
+        history.append(row)
+        say(format_row(row, epochs, len(train)))
+
+        if checkpoint:
+            save_checkpoint(checkpoint, model, optimizer, epoch, history, extra={"seed": seed})
+            last_good = epoch
+        stop = False
+        for cb in callbacks:
+            if hasattr(cb, "on_epoch_end"):
+                stop = bool(cb.on_epoch_end(epoch, row, model)) or stop
+        if stop:
+            say(f"stopping early after epoch {epoch}")
+            break
+    return history
+
+
+def format_row(row, epochs, n_train):
+    """One line per epoch: the numbers the paper reports, plus time and speed."""
+    line = (
+        f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} "
+        f"acc {row['train_acc']:6.1%}"
+    )
+    if row.get("val_loss") is not None:
+        line += f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:6.1%}"
+    return line + f"  {row['seconds']:5.1f} s ({n_train / row['seconds']:,.0f} img/s)"

@@ -1,0 +1,204 @@
+"""fit / evaluate on a small network and small generated data: it learns, it checks its
+input, it resumes bit for bit, and a NaN loss stops it without touching the checkpoint."""
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn.data import Split, channel_stats, synthetic
+from minicnn.io import load_checkpoint
+from minicnn.train import EarlyStopping, SaveBest, TrainingDiverged, evaluate, fit
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return synthetic(num_classes=4, per_class=60, image_size=32, seed=1)
+
+
+def make_model(ds, seed=0, dropout=0.2, output="softmax"):
+    model = minicnn.models.paper(
+        num_classes=ds.num_classes, image_size=32, dropout=dropout, seed=seed, output=output
+    )
+    model.class_names = ds.class_names
+    model.mean, model.std = channel_stats(ds.train)
+    return model
+
+
+def test_fit_learns_and_evaluate_reports(ds):
+    model = make_model(ds)
+    opt = minicnn.Adam(model.parameters(), lr=2e-3)
+    loss_fn = minicnn.SoftmaxCrossEntropy()
+    history = fit(model, loss_fn, opt, ds.train, ds.val, epochs=6, batch_size=16, progress=False)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5, 6]
+    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
+    assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
+    assert history[-1]["train_acc"] > history[0]["train_acc"] + 0.3
+    assert history[-1]["val_acc"] >= 0.7  # chance is 0.25
+
+    result = evaluate(model, ds.test, loss_fn)
+    N = len(ds.test)
+    assert result["probs"].shape == (N, 4)
+    np.testing.assert_allclose(result["probs"].sum(axis=1), 1, rtol=1e-5)
+    assert result["predictions"].shape == (N,)
+    assert result["accuracy"] == pytest.approx(np.mean(result["predictions"] == ds.test.labels))
+    assert result["accuracy"] >= 0.7
+    assert result["loss"] < history[0]["val_loss"]
+    assert "top5" not in result  # only for more than 5 classes
+    # the stored preprocessing gives the same answer from uint8 images
+    np.testing.assert_allclose(model.predict_proba(ds.test.images), result["probs"], rtol=1e-5)
+
+
+def test_evaluate_top5_for_many_classes():
+    many = synthetic(num_classes=7, per_class=10, image_size=32, seed=0)
+    model = minicnn.models.paper(num_classes=7, image_size=32)
+    result = evaluate(model, many.val)
+    assert 0.0 <= result["accuracy"] <= result["top5"] <= 1.0
+    assert result["loss"] is None
+
+
+def test_sigmoid_head_trains_on_two_classes():
+    two = synthetic(num_classes=2, per_class=60, image_size=32, seed=3)
+    model = make_model(two, output="sigmoid")
+    assert model.output_shape(model.input_shape) == (1,)
+    loss_fn = minicnn.BinaryCrossEntropy(pos_weight=1.5)
+    opt = minicnn.Adam(model.parameters(), lr=2e-3)
+    history = fit(model, loss_fn, opt, two.train, two.val, epochs=5, batch_size=16, progress=False)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    result = evaluate(model, two.test, loss_fn)
+    assert result["probs"].shape == (len(two.test), 2)
+    assert result["accuracy"] >= 0.8
+
+
+def test_bad_labels_and_shapes_fail_before_training(ds):
+    model = make_model(ds)
+    opt = minicnn.Adam(model.parameters(), lr=1e-3)
+    before = [p.data.copy() for p in model.parameters()]
+    bad = Split(ds.train.images, np.where(ds.train.labels == 3, 4, ds.train.labels))
+    with pytest.raises(ValueError, match=r"train split has labels outside .* 4 classes \[0, 3\]"):
+        fit(model, minicnn.SoftmaxCrossEntropy(), opt, bad, ds.val, epochs=1, progress=False)
+    small = Split(ds.train.images[:, :, :16, :16], ds.train.labels)
+    with pytest.raises(ValueError, match=r"shape \(3, 16, 16\).*expects \(3, 32, 32\)"):
+        fit(model, minicnn.SoftmaxCrossEntropy(), opt, small, ds.val, epochs=1, progress=False)
+    gray = Split(ds.val.images[:, :1], ds.val.labels)
+    with pytest.raises(ValueError, match="val images"):
+        fit(model, minicnn.SoftmaxCrossEntropy(), opt, ds.train, gray, epochs=1, progress=False)
+    assert all(np.array_equal(a, p.data) for a, p in zip(before, model.parameters()))
+    assert opt.t == 0
+
+
+def train_run(ds, tmp_path, name, epochs, resume=False, augment=True):
+    """A small run with dropout 0.5 and augmentation, so every generator matters."""
+    model = make_model(ds, dropout=0.5)
+    opt = minicnn.Adam(model.parameters(), lr=1e-3)
+    aug = minicnn.data.Augment(flip=0.5, shift=0.1, brightness=0.2) if augment else None
+    history = fit(
+        model,
+        minicnn.SoftmaxCrossEntropy(),
+        opt,
+        ds.train,
+        ds.val,
+        epochs=epochs,
+        batch_size=32,
+        seed=7,
+        augment=aug,
+        checkpoint=str(tmp_path / f"{name}.npz"),
+        resume=resume,
+        progress=False,
+        print_fn=None,
+    )
+    return model, opt, history
+
+
+def test_resume_is_bitwise_identical_to_an_uninterrupted_run(ds, tmp_path):
+    full_model, full_opt, full_history = train_run(ds, tmp_path, "full", epochs=3)
+    train_run(ds, tmp_path, "cut", epochs=2)  # "interrupted" after epoch 2
+    model, opt, history = train_run(ds, tmp_path, "cut", epochs=3, resume=True)
+    for a, b in zip(full_model.parameters(), model.parameters()):
+        assert np.array_equal(a.data, b.data)
+    assert opt.t == full_opt.t
+    for a, b in zip(full_opt.m + full_opt.v, opt.m + opt.v):
+        assert np.array_equal(a, b)
+    drop = [layer for layer in model.layers if isinstance(layer, minicnn.Dropout)][0]
+    full_drop = [layer for layer in full_model.layers if isinstance(layer, minicnn.Dropout)][0]
+    assert drop.rng.bit_generator.state == full_drop.rng.bit_generator.state
+
+    def strip(h):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in h]
+
+    assert strip(history) == strip(full_history)
+    assert len(history) == 3
+
+
+def test_checkpoint_holds_epoch_history_and_optimizer(ds, tmp_path):
+    _, opt, history = train_run(ds, tmp_path, "ck", epochs=1, augment=False)
+    fresh = make_model(ds, dropout=0.5)
+    fresh_opt = minicnn.Adam(fresh.parameters(), lr=1e-3)
+    state = load_checkpoint(tmp_path / "ck.npz", fresh, fresh_opt)
+    assert state["epoch"] == 1 and state["extra"] == {"seed": 7}
+    assert state["history"][0]["train_loss"] == history[0]["train_loss"]
+    assert fresh_opt.t == opt.t == int(np.ceil(len(ds.train) / 32))
+    other = minicnn.models.paper(num_classes=5, image_size=32)
+    with pytest.raises(ValueError, match="another architecture"):
+        load_checkpoint(tmp_path / "ck.npz", other, minicnn.Adam(other.parameters()))
+
+
+class NaNAt:
+    """SoftmaxCrossEntropy that returns NaN at one step (counted across calls)."""
+
+    def __init__(self, step):
+        self.inner, self.step, self.calls = minicnn.SoftmaxCrossEntropy(), step, 0
+
+    def forward(self, logits, targets):
+        self.calls += 1
+        loss = self.inner.forward(logits, targets)
+        return float("nan") if self.calls == self.step else loss
+
+    def backward(self):
+        return self.inner.backward()
+
+
+def test_nan_loss_stops_and_keeps_the_last_checkpoint(ds, tmp_path):
+    model = make_model(ds)
+    opt = minicnn.Adam(model.parameters(), lr=1e-3)
+    path = tmp_path / "checkpoint.npz"
+    steps_per_epoch = int(np.ceil(len(ds.train) / 32))
+    loss_fn = NaNAt(steps_per_epoch + 3)  # epoch 2, step 3
+    with pytest.raises(TrainingDiverged) as err:
+        fit(model, loss_fn, opt, ds.train, None, epochs=3, batch_size=32, checkpoint=str(path),
+            progress=False, print_fn=None)  # fmt: skip
+    msg = str(err.value)
+    assert "epoch 2, step 3" in msg and str(path) in msg and "(epoch 1)" in msg
+    fresh = make_model(ds)
+    state = load_checkpoint(path, fresh, minicnn.Adam(fresh.parameters()))
+    assert state["epoch"] == 1
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow on the way to NaN
+def test_huge_learning_rate_diverges_with_a_message(ds, tmp_path):
+    model = make_model(ds)
+    opt = minicnn.Adam(model.parameters(), lr=1e30)
+    path = tmp_path / "checkpoint.npz"
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+.*no checkpoint"):
+        fit(model, minicnn.SoftmaxCrossEntropy(), opt, ds.train, ds.val, epochs=2,
+            batch_size=16, checkpoint=str(path), progress=False, print_fn=None)  # fmt: skip
+    assert not path.exists()
+
+
+def test_save_best_and_early_stopping(ds, tmp_path):
+    rows = [0.5, 0.7, 0.6, 0.65, 0.69]
+    best = SaveBest(tmp_path / "model.npz")
+    stop = EarlyStopping(monitor="val_acc", patience=3)
+    model = make_model(ds)
+    best.on_train_begin(model, [])
+    stop.on_train_begin(model, [])
+    stopped = []
+    for epoch, acc in enumerate(rows, start=1):
+        logs = {"epoch": epoch, "val_acc": acc}
+        best.on_epoch_end(epoch, logs, model)
+        stopped.append(stop.on_epoch_end(epoch, logs, model))
+    assert best.best_epoch == 2 and best.best == 0.7
+    assert stopped == [False, False, False, False, True]
+    assert minicnn.load(tmp_path / "model.npz").metadata == {"epoch": 2, "val_acc": 0.7}
+    resumed = EarlyStopping(monitor="val_acc", patience=3)  # after --resume: from the history
+    resumed.on_train_begin(model, [{"epoch": e + 1, "val_acc": a} for e, a in enumerate(rows)])
+    assert resumed.wait == 3

@@ -144,6 +144,9 @@ def _read(path, expect_format):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        if f.read(2) != b"PK":  # every .npz is a zip archive
+            raise ModelFileError(f"{path} is not a readable .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}

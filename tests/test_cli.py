@@ -1,0 +1,87 @@
+"""`python -m minicnn`: predict the class of an image the model was trained on; summary; errors."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import minicnn
+from minicnn.data import channel_stats, synthetic
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "minicnn", *map(str, args)], capture_output=True, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    ds = synthetic(num_classes=4, per_class=60, image_size=32, seed=1)
+    model = minicnn.models.paper(num_classes=4, image_size=32)
+    model.class_names = ["circle", "square", "ring", "cross"]
+    model.mean, model.std = channel_stats(ds.train)
+    opt = minicnn.Adam(model.parameters(), lr=2e-3)
+    minicnn.fit(model, minicnn.SoftmaxCrossEntropy(), opt, ds.train, None, epochs=6,
+                batch_size=16, progress=False, print_fn=None)  # fmt: skip
+    path = folder / "model.npz"
+    minicnn.save(model, path)
+    # a training image the model gets right, with high confidence, for each of two classes
+    probs = model.predict_proba(ds.train.images)
+    picks = []
+    for c in (1, 3):
+        ok = np.flatnonzero((ds.train.labels == c) & (probs.argmax(1) == c))
+        i = ok[np.argmax(probs[ok, c])]
+        png = folder / f"image{c}.png"
+        Image.fromarray(ds.train.images[i].transpose(1, 2, 0)).save(png)
+        picks.append((png, model.class_names[c], probs[i]))
+    return path, picks
+
+
+def test_predict_names_the_trained_class(trained):
+    path, picks = trained
+    result = run("predict", path, picks[0][0], picks[1][0], "--top-k", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 6  # per image: its path, then 2 classes
+    for k, (png, name, probs) in enumerate(picks):
+        assert lines[3 * k] == str(png)
+        assert lines[3 * k + 1].split()[:2] == ["1.", name]
+        top = float(lines[3 * k + 1].split()[-1].rstrip("%")) / 100
+        assert top == pytest.approx(probs.max(), abs=6e-5)  # printed with 2 decimals
+
+
+def test_predict_preprocesses_other_sizes_and_modes(trained, tmp_path):
+    path, picks = trained
+    png, name, _ = picks[0]
+    big = tmp_path / "big.jpg"  # 4x the size, JPEG, still the same picture
+    Image.open(png).resize((128, 128), Image.Resampling.NEAREST).save(big, quality=95)
+    result = run("predict", path, big)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1 + 4  # top-k capped at the 4 classes
+
+
+def test_summary_and_help(trained):
+    path, _ = trained
+    result = run("summary", path)
+    assert result.returncode == 0, result.stderr
+    assert "Conv2D(3->16, 3x3)" in result.stdout and "Total params" in result.stdout
+    assert "classes: circle, square, ring, cross" in result.stdout
+    help_text = run("--help").stdout
+    assert "predict" in help_text and "summary" in help_text
+
+
+def test_errors_are_one_clear_line(trained, tmp_path):
+    path, _ = trained
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model")
+    result = run("predict", bad, "x.png")
+    assert result.returncode == 1
+    assert "bad.npz is not a readable .npz file" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run("predict", path, tmp_path / "nope.png")
+    assert result.returncode != 0 and "image file not found" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,76 @@
+"""The example scripts run end to end with tiny settings and leave every promised file."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import minicnn
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(script, *args):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), "--no-progress", *map(str, args)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def check_outputs(out, epochs, K):
+    names = {p.name for p in out.iterdir()}
+    expected = {"model.npz", "checkpoint.npz", "history.csv", "curves.png", "confusion.csv"}
+    assert expected | {"confusion.png", "results.json"} <= names
+    model = minicnn.load(out / "model.npz")
+    assert len(model.class_names) == K and model.mean is not None
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
+    assert set(rows[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
+    assert all(np.isfinite(float(r["val_loss"])) for r in rows)
+    with open(out / "confusion.csv") as f:
+        table = list(csv.reader(f))
+    assert len(table) == K + 1 and table[0][1:] == model.class_names
+    for png in ("curves.png", "confusion.png"):
+        with Image.open(out / png) as img:
+            img.load()
+            assert img.size[0] > 300
+    results = json.loads((out / "results.json").read_text())
+    assert 0.0 <= results["metrics"]["accuracy"] <= 1.0
+    assert results["epochs_run"] == epochs
+    return results
+
+
+def test_train_paper_runs_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = ["--classes", "4", "--per-class", "10", "--image-size", "32", "--out", out]
+    stdout = run_example("train_paper.py", "--epochs", "1", *args)
+    assert "SYNTHETIC stand-in" in stdout and "--data path/to/tiny-imagenet-200.zip" in stdout
+    assert "epoch   1/1" in stdout and "test set" in stdout
+    results = check_outputs(out, 1, 4)
+    assert results["settings"]["lr"] == 1e-4 and results["settings"]["batch_size"] == 32
+    stdout = run_example("train_paper.py", "--epochs", "2", "--resume", *args)
+    assert "resumed from" in stdout and "epoch   2/2" in stdout
+    check_outputs(out, 2, 4)
+
+
+def test_train_xray_runs_with_a_sigmoid_head(tmp_path):
+    out = tmp_path / "xray"
+    stdout = run_example("train_xray.py", "--epochs", "1", "--image-size", "32", "--out", out)
+    assert "SYNTHETIC grayscale 2-class stand-in" in stdout
+    assert "class imbalance: positive term of the loss weighted by" in stdout
+    for key in ("sensitivity", "specificity", "precision", "f1", "auc"):
+        assert key in stdout
+    results = check_outputs(out, 1, 2)
+    assert set(results["metrics"]) >= {"sensitivity", "specificity", "f1", "auc", "tp"}
+    assert 0.2 < results["settings"]["pos_weight"] < 0.5  # about 1 negative per 3 positives
+    model = minicnn.load(out / "model.npz")
+    assert model.input_shape == (1, 32, 32) and model.output == "sigmoid"
+    assert model.output_shape(model.input_shape) == (1,)

@@ -1,0 +1,148 @@
+"""minicnn.save / minicnn.load: exact round trips, no pickle, clear errors, atomic writes."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn.io import ModelFileError, save_checkpoint
+
+
+def small_model(output="softmax", num_classes=3, in_channels=3):
+    model = minicnn.models.paper(
+        num_classes=num_classes, in_channels=in_channels, image_size=32, output=output, seed=4
+    )
+    rng = np.random.default_rng(0)
+    for p in model.parameters():  # non-zero biases too, so every array is exercised
+        p.data = (p.data + 0.01 * rng.standard_normal(p.shape)).astype(np.float32)
+    model.class_names = [f"class {k}" for k in range(num_classes)]
+    model.mean = np.array([0.4, 0.5, 0.6][:in_channels], np.float32)
+    model.std = np.array([0.2, 0.25, 0.3][:in_channels], np.float32)
+    return model
+
+
+def images(n=6, channels=3):
+    return np.random.default_rng(1).integers(0, 256, (n, channels, 32, 32), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("output,num_classes,channels", [("softmax", 3, 3), ("sigmoid", 2, 1)])
+def test_round_trip_predicts_bit_for_bit(tmp_path, output, num_classes, channels):
+    model = small_model(output, num_classes, channels)
+    path = tmp_path / "model.npz"
+    minicnn.save(model, path, metadata={"note": "test"})
+    loaded = minicnn.load(path)
+    x = images(channels=channels)
+    assert np.array_equal(model.predict_proba(x), loaded.predict_proba(x))
+    assert [repr(layer) for layer in loaded.layers] == [repr(layer) for layer in model.layers]
+    assert loaded.input_shape == (channels, 32, 32)
+    assert loaded.output == output
+    assert loaded.class_names == model.class_names
+    assert np.array_equal(loaded.mean, model.mean) and np.array_equal(loaded.std, model.std)
+    assert loaded.metadata == {"note": "test"}
+    assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left behind
+
+
+def test_file_is_plain_arrays_and_a_json_string(tmp_path):
+    path = tmp_path / "model.npz"
+    minicnn.save(small_model(), path)
+    with np.load(path, allow_pickle=False) as npz:
+        assert npz["minicnn.json"].dtype.kind == "U"
+        record = json.loads(str(npz["minicnn.json"]))
+        assert npz["layers.0.W"].shape == (16, 3, 3, 3)
+        assert all(npz[k].dtype == np.float32 for k in npz.files if k.startswith("layers."))
+    assert record["format"] == "minicnn-model" and record["version"] == 1
+    assert record["layers"][0] == {
+        "type": "Conv2D",
+        "config": {
+            "in_channels": 3,
+            "out_channels": 16,
+            "kernel_size": 3,
+            "stride": 1,
+            "padding": "same",
+        },
+    }
+    assert record["input_shape"] == [3, 32, 32] and record["image_size"] == 32
+    assert record["channels"] == 3 and record["output"] == "softmax"
+    assert record["class_names"] == ["class 0", "class 1", "class 2"]
+    assert record["mean"] == pytest.approx([0.4, 0.5, 0.6])
+
+
+def good_file(tmp_path):
+    path = tmp_path / "model.npz"
+    minicnn.save(small_model(), path)
+    return path
+
+
+def test_truncated_file_is_rejected(tmp_path):
+    path = good_file(tmp_path)
+    data = path.read_bytes()
+    bad = tmp_path / "truncated.npz"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match=r"truncated\.npz .*(truncated|not a readable)"):
+        minicnn.load(bad)
+
+
+def test_other_formats_are_rejected(tmp_path):
+    text = tmp_path / "notes.npz"
+    text.write_text("just some text")
+    with pytest.raises(ModelFileError, match="notes.npz is not a readable .npz"):
+        minicnn.load(text)
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, a=np.zeros(3))
+    with pytest.raises(ModelFileError, match="plain.npz is an .npz file but not a minicnn"):
+        minicnn.load(plain)
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        minicnn.load(tmp_path / "missing.npz")
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, **{"minicnn.json": np.array([{"format": "minicnn-model"}], dtype=object)})
+    with pytest.raises(ModelFileError, match="evil.npz holds pickled Python objects"):
+        minicnn.load(path)
+
+
+def rewrite(path, out, drop=(), record_update=None):
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k not in drop}
+    if record_update is not None:
+        record = json.loads(str(arrays["minicnn.json"]))
+        record.update(record_update)
+        arrays["minicnn.json"] = np.array(json.dumps(record))
+    np.savez(out, **arrays)
+    return out
+
+
+def test_missing_keys_and_wrong_versions_are_named(tmp_path):
+    path = good_file(tmp_path)
+    no_weights = rewrite(path, tmp_path / "a.npz", drop=("layers.3.W",))
+    with pytest.raises(ModelFileError, match=r"a.npz: missing weights 'layers.3.W'"):
+        minicnn.load(no_weights)
+    newer = rewrite(path, tmp_path / "b.npz", record_update={"version": 99})
+    with pytest.raises(ModelFileError, match="b.npz has minicnn-model version 99"):
+        minicnn.load(newer)
+    unknown = rewrite(path, tmp_path / "c.npz", record_update={"layers": [{"type": "os.system"}]})
+    with pytest.raises(ModelFileError, match="c.npz: layer #0 has unknown type 'os.system'"):
+        minicnn.load(unknown)
+    checkpoint = tmp_path / "checkpoint.npz"
+    model = small_model()
+    save_checkpoint(checkpoint, model, minicnn.Adam(model.parameters()), 1, [])
+    with pytest.raises(ModelFileError, match="'minicnn-checkpoint' file, expected 'minicnn-model'"):
+        minicnn.load(checkpoint)
+
+
+def test_a_failed_write_leaves_the_old_file_untouched(tmp_path, monkeypatch):
+    path = good_file(tmp_path)
+    before = path.read_bytes()
+
+    def broken_savez(f, **arrays):
+        f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        minicnn.save(small_model(num_classes=5), path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.npz"]

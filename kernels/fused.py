@@ -6,10 +6,10 @@ instead of three passes and a transpose. They compute exactly what Conv2D, ReLU 
 MaxPool2D compute one after the other; tests/test_kernels.py checks that.
 """
 
-from .jit import pjit, prange
+from .jit import jit
 
 
-@pjit
+@jit
 def bias_relu_pool_forward(Y, b, pool, stride, out, argmax):
     """out[n, f] = maxpool(relu(Y[f, n] + b[f])); argmax = flat h*W + w of each window's max.
 
@@ -18,7 +18,7 @@ def bias_relu_pool_forward(Y, b, pool, stride, out, argmax):
     """
     F, N, H, W = Y.shape
     out_h, out_w = out.shape[2], out.shape[3]
-    for nf in prange(N * F):
+    for nf in range(N * F):
         n = nf // F
         f = nf % F
         bf = b[f]
@@ -40,17 +40,18 @@ def bias_relu_pool_forward(Y, b, pool, stride, out, argmax):
     return out
 
 
-@pjit
+@jit
 def bias_relu_pool_backward(dout, out, argmax, dY, db_partial):
     """dY (F, N, H, W) = gradient through pool and ReLU; db_partial (N, F) per-image sums.
 
     dout, out, argmax: (N, F, H_out, W_out). Each (n, f) plane of dY is zeroed, then every
     dout whose pooled output was positive is added at its window's argmax (overlapping
-    windows add up). The prange runs over (n, f) planes: no two threads share an element.
+    windows add up). Image n writes only dY[:, n]: slices of the batch can run on separate
+    threads without a race.
     """
     F, N, H, W = dY.shape
     out_h, out_w = dout.shape[2], dout.shape[3]
-    for nf in prange(N * F):
+    for nf in range(N * F):
         n = nf // F
         f = nf % F
         for h in range(H):
@@ -68,11 +69,11 @@ def bias_relu_pool_backward(dout, out, argmax, dY, db_partial):
     return dY
 
 
-@pjit
+@jit
 def bias_relu_forward(Y, b, out):
     """out[n, f] = relu(Y[f, n] + b[f]). Y: (F, N, H, W); out: (N, F, H, W)."""
     F, N, H, W = Y.shape
-    for nf in prange(N * F):
+    for nf in range(N * F):
         n = nf // F
         f = nf % F
         bf = b[f]
@@ -83,11 +84,11 @@ def bias_relu_forward(Y, b, out):
     return out
 
 
-@pjit
+@jit
 def bias_relu_backward(dout, out, dY, db_partial):
     """dY[f, n] = dout[n, f] where out > 0, else 0; db_partial (N, F) per-image sums."""
     F, N, H, W = dY.shape
-    for nf in prange(N * F):
+    for nf in range(N * F):
         n = nf // F
         f = nf % F
         acc = 0.0

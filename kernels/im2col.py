@@ -8,20 +8,21 @@ Column index: n*H_out*W_out + oh*W_out + ow. Zero padding is applied on the fly.
 
 import numpy as np
 
-from .jit import pjit, prange
+from .jit import jit
 
 
-@pjit
+@jit
 def im2col(x, kh, kw, stride, pad, out_h, out_w, cols):
     """Fill cols (C*kh*kw, N*out_h*out_w) from x (N, C, H, W).
 
-    prange over n: image n writes only the columns n*out_h*out_w ... (n+1)*out_h*out_w - 1.
+    Image n writes only the columns n*out_h*out_w ... (n+1)*out_h*out_w - 1, so slices of
+    the batch can run on separate threads (minicnn.threads.parallel_for).
     (A version that precomputes the valid column range and copies slices measured slower:
     LLVM vectorises this plain loop with its bounds test better.)
     """
     N, C, H, W = x.shape
     hw = out_h * out_w
-    for n in prange(N):
+    for n in range(N):
         for c in range(C):
             for i in range(kh):
                 for j in range(kw):
@@ -42,18 +43,18 @@ def im2col(x, kh, kw, stride, pad, out_h, out_w, cols):
     return cols
 
 
-@pjit
+@jit
 def col2im(cols, kh, kw, stride, pad, dx):
     """Scatter-add cols (C*kh*kw, N*out_h*out_w) back into dx (N, C, H, W), zeroed first.
 
-    Overlapping windows add up. The prange runs over n, so every iteration writes only
-    dx[n]: no two threads add into the same element.
+    Overlapping windows add up. Image n adds only into dx[n], so threads given separate
+    slices of the batch never add into the same element (no race).
     """
     N, C, H, W = dx.shape
     out_h = (H + 2 * pad - kh) // stride + 1
     out_w = (W + 2 * pad - kw) // stride + 1
     hw = out_h * out_w
-    for n in prange(N):
+    for n in range(N):
         dx[n] = 0
         for c in range(C):
             for i in range(kh):

@@ -11,6 +11,7 @@ tests/test_fused.py); `Sequential(..., fuse=False)` runs them one by one.
 
 import numpy as np
 
+from . import threads
 from ._kernels import kernels
 from .layers import Conv2D, MaxPool2D, ReLU
 
@@ -32,16 +33,23 @@ class ConvBlock:
         N, H, W = conv._out_nhw
         Y4 = Y.reshape(F, N, H, W)
         b = conv.b.data.astype(Y.dtype, copy=False)
+        # Each slice a:c of the batch reads Y4[:, a:c] and writes out[a:c]: no overlap.
         if pool is None:
             out = np.empty((N, F, H, W), dtype=Y.dtype)
-            kernels.fused.bias_relu_forward(Y4, b, out)
+            threads.parallel_for(
+                lambda a, c: kernels.fused.bias_relu_forward(Y4[:, a:c], b, out[a:c]), N
+            )
             self._argmax = None
         else:
             _, H_out, W_out = pool.output_shape((F, H, W))
             out = np.empty((N, F, H_out, W_out), dtype=Y.dtype)
-            self._argmax = np.empty(out.shape, dtype=np.int32)
-            kernels.fused.bias_relu_pool_forward(
-                Y4, b, pool.pool_size, pool.stride, out, self._argmax
+            self._argmax = am = np.empty(out.shape, dtype=np.int32)
+            k, s = pool.pool_size, pool.stride
+            threads.parallel_for(
+                lambda a, c: kernels.fused.bias_relu_pool_forward(
+                    Y4[:, a:c], b, k, s, out[a:c], am[a:c]
+                ),
+                N,
             )
         self._out = out
         self._Y_shape = Y4.shape
@@ -53,10 +61,21 @@ class ConvBlock:
         dout = np.ascontiguousarray(dout)
         dY = np.empty(self._Y_shape, dtype=dout.dtype)
         db_partial = np.empty((N, F), dtype=dout.dtype)
+        out, am = self._out, self._argmax
         if self.pool is None:
-            kernels.fused.bias_relu_backward(dout, self._out, dY, db_partial)
+            threads.parallel_for(
+                lambda a, c: kernels.fused.bias_relu_backward(
+                    dout[a:c], out[a:c], dY[:, a:c], db_partial[a:c]
+                ),
+                N,
+            )
         else:
-            kernels.fused.bias_relu_pool_backward(dout, self._out, self._argmax, dY, db_partial)
+            threads.parallel_for(
+                lambda a, c: kernels.fused.bias_relu_pool_backward(
+                    dout[a:c], out[a:c], am[a:c], dY[:, a:c], db_partial[a:c]
+                ),
+                N,
+            )
         conv.b.grad = db_partial.sum(axis=0).astype(conv.b.data.dtype, copy=False)
         return conv.matmul_backward(dY.reshape(F, -1), input_grad)
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .. import threads
 from .._kernels import kernels
 from ..parameter import Parameter
 from .base import Layer, ShapeError, as_rng, expect_ndim
@@ -102,22 +103,34 @@ class Conv2D(Layer):
         shape = (C * k * k, N * H_out * W_out)
         if self._cols is None or self._cols.shape != shape or self._cols.dtype != x.dtype:
             self._cols = np.empty(shape, dtype=x.dtype)
-        cols = kernels.im2col.im2col(x, k, k, self.stride, self.pad, H_out, W_out, self._cols)
+        cols, hw, s, p = self._cols, H_out * W_out, self.stride, self.pad
+        threads.parallel_for(  # each slice of the batch fills its own columns
+            lambda a, b: kernels.im2col.im2col(
+                x[a:b], k, k, s, p, H_out, W_out, cols[:, a * hw : b * hw]
+            ),
+            N,
+        )
         self._x_shape = x.shape
         self._out_nhw = (N, H_out, W_out)
         W2 = self.W.data.reshape(F, -1).astype(x.dtype, copy=False)  # (F, C*k*k)
-        return W2 @ cols  # (F, N*H_out*W_out)
+        return threads.matmul(W2, cols, split="n")  # (F, N*H_out*W_out)
 
     def matmul_backward(self, dY, input_grad=True):
         """Given dY (F, N*H'*W'), set W.grad and return dx (N, C, H, W) (bias not included)."""
         F = self.out_channels
         cols = self._cols  # (C*k*k, N*H_out*W_out)
-        dW = dY @ cols.T  # (F, C*k*k)
+        dW = threads.matmul(dY, cols.T, split="k")  # (F, C*k*k)
         self.W.grad = dW.reshape(self.W.data.shape).astype(self.W.data.dtype, copy=False)
         if not input_grad:
             return None
         k = self.kernel_size
         W2 = self.W.data.reshape(F, -1).astype(dY.dtype, copy=False)
-        dcols = W2.T @ dY  # (C*k*k, N*H_out*W_out)
+        dcols = threads.matmul(W2.T, dY, split="n")  # (C*k*k, N*H_out*W_out)
         dx = np.empty(self._x_shape, dtype=dY.dtype)
-        return kernels.im2col.col2im(dcols, k, k, self.stride, self.pad, dx)
+        hw = dcols.shape[1] // len(dx)
+        s, p = self.stride, self.pad
+        threads.parallel_for(  # each slice of the batch adds into its own images only
+            lambda a, b: kernels.im2col.col2im(dcols[:, a * hw : b * hw], k, k, s, p, dx[a:b]),
+            len(dx),
+        )
+        return dx

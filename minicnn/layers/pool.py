@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .. import threads
 from .._kernels import kernels
 from .base import Layer, ShapeError, expect_ndim
 
@@ -41,8 +42,11 @@ class MaxPool2D(Layer):
         C, H_out, W_out = self.output_shape(x.shape[1:])
         x = np.ascontiguousarray(x)
         out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
-        self._argmax = np.empty((N, C, H_out, W_out), dtype=np.int32)
-        kernels.pool.maxpool_forward(x, self.pool_size, self.stride, out, self._argmax)
+        self._argmax = argmax = np.empty((N, C, H_out, W_out), dtype=np.int32)
+        k, s = self.pool_size, self.stride
+        threads.parallel_for(
+            lambda a, b: kernels.pool.maxpool_forward(x[a:b], k, s, out[a:b], argmax[a:b]), N
+        )
         self._x_shape = x.shape
         return out
 
@@ -50,4 +54,8 @@ class MaxPool2D(Layer):
         if not input_grad:
             return None
         dx = np.empty(self._x_shape, dtype=dout.dtype)
-        return kernels.pool.maxpool_backward(np.ascontiguousarray(dout), self._argmax, dx)
+        dout, argmax = np.ascontiguousarray(dout), self._argmax
+        threads.parallel_for(
+            lambda a, b: kernels.pool.maxpool_backward(dout[a:b], argmax[a:b], dx[a:b]), len(dx)
+        )
+        return dx

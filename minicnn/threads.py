@@ -1,0 +1,145 @@
+"""Threads: one small pool of workers for every parallel step, and BLAS on one thread.
+
+A team of threads that must all arrive at a barrier (OpenBLAS's threads, OpenMP's) stalls
+whenever one of them is descheduled, and on a busy machine one always is: measured on 2
+cores next to one other busy process, a training step with Numba's prange kernels and
+2-thread OpenBLAS took 190 ms instead of 55 ms on one thread, and with two other busy
+processes several seconds. So minicnn does its own, simple parallelism instead:
+
+- the work is cut into one piece per thread, along an axis where each piece writes its
+  own slice (the batch for the kernels, the columns of a matrix product);
+- this thread runs the first piece itself, then takes back every piece that no worker has
+  started yet, so nobody waits for a thread that is not running;
+- the Numba kernels are serial loops compiled with nogil, and NumPy releases the GIL
+  inside a matrix product, so the pieces really run at the same time;
+- OpenBLAS is set to one thread when minicnn is imported (set MINICNN_KEEP_BLAS_THREADS
+  to keep its own setting). This changes it for the whole process; `set_blas_threads(n)`
+  gives it back.
+
+`set_num_threads(n)` chooses the number of pieces (default: NUMBA_NUM_THREADS, i.e. the
+number of cores; on a machine busy with other work, 1 is fastest).
+"""
+
+import ctypes
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+_SETTERS = (
+    "scipy_openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "openblas_set_num_threads",
+)
+
+
+def blas_libraries():
+    """Paths of the OpenBLAS libraries loaded in this process (Linux; elsewhere empty)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return []
+    return sorted(p for p in paths if ".so" in p)
+
+
+def set_blas_threads(n):
+    """Set the thread count of every loaded OpenBLAS; returns how many libraries took it."""
+    done = 0
+    for path in blas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _SETTERS:
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter(int(n))
+                done += 1
+                break
+    return done
+
+
+_pool = None
+_threads = 1
+
+
+def set_num_threads(n):
+    """Cut minicnn's kernels and large matrix products into n pieces run in parallel."""
+    global _pool, _threads
+    n = max(1, int(n))
+    if _pool is not None:
+        _pool.shutdown()
+    _pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="minicnn") if n > 1 else None
+    _threads = n
+
+
+def get_num_threads():
+    return _threads
+
+
+def parallel_for(func, size):
+    """Call func(start, stop) on one slice of range(size) per thread; they must not overlap."""
+    parts = min(_threads, size)
+    if parts <= 1:
+        func(0, size)
+        return
+    cuts = _bounds(size, parts)
+    _run_all([lambda s=s, e=e: func(s, e) for s, e in zip(cuts[:-1], cuts[1:])])
+
+
+def _bounds(size, parts):
+    return np.linspace(0, size, parts + 1).astype(int)
+
+
+def _run_all(tasks):
+    """Run tasks (callables) on the pool and on this thread; returns their results in order.
+
+    This thread runs the first task itself, then takes back any task that no worker has
+    started yet (a worker can be descheduled on a busy machine): nobody waits for a
+    thread that is not running.
+    """
+    jobs = [_pool.submit(task) for task in tasks[1:]]
+    results = [tasks[0]()]
+    for task, job in zip(tasks[1:], jobs):
+        results.append(task() if job.cancel() else job.result())
+    return results
+
+
+def matmul(a, b, split="n"):
+    """a (m, k) @ b (k, n) -> (m, n), computed in one piece per thread.
+
+    split="n" cuts the columns of b and of the result (each piece writes its own columns);
+    split="k" cuts the shared dimension and adds the partial products. Small products run
+    in one piece.
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    parts = _threads
+    if parts == 1 or m * k * n < 4_000_000:
+        return a @ b
+    if split == "n":
+        out = np.empty((m, n), dtype=np.result_type(a, b))
+        cuts = _bounds(n, parts)
+        _run_all(
+            [
+                lambda s=s, e=e: np.matmul(a, b[:, s:e], out=out[:, s:e])
+                for s, e in zip(cuts[:-1], cuts[1:])
+            ]
+        )
+        return out
+    if split == "k":
+        cuts = _bounds(k, parts)
+        parts = _run_all([lambda s=s, e=e: a[:, s:e] @ b[s:e] for s, e in zip(cuts[:-1], cuts[1:])])
+        out = parts[0]
+        for p in parts[1:]:
+            out += p
+        return out
+    raise ValueError(f'split must be "n" or "k", got {split!r}')
+
+
+if os.environ.get("MINICNN_KEEP_BLAS_THREADS") is None:
+    set_blas_threads(1)
+set_num_threads(numba.config.NUMBA_NUM_THREADS)

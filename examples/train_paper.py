@@ -36,13 +36,13 @@ if __name__ == "__main__":
     add("--data", help="folder, .zip or MedMNIST .npz (default: the synthetic stand-in)")
     add("--download", choices=["tiny-imagenet", "pneumoniamnist"], help="fetch a data set")
     add("--preset", default="paper", choices=["paper", "paper13"], help="which reading")
-    add("--epochs", type=int, help="passes over the training set (paper: 20; synthetic: 12)")
+    add("--epochs", type=int, default=20, help="passes over the training set (paper: 20)")
     add("--batch-size", type=int, default=32, help="mini-batch size (paper: 32)")
     add("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
     add("--dropout", type=float, default=0.2, help="fraction dropped before flatten (paper: 0.2)")
     add("--image-size", type=int, default=64, help="images are resized to S x S (paper: 64)")
     add("--per-class", type=int, help="training images per class (subsample; synthetic: 400)")
-    add("--classes", type=int, default=10, help="number of classes of the synthetic set")
+    add("--classes", type=int, default=20, help="number of classes of the synthetic set")
     add("--augment", action="store_true", help="random flips, rotations, shifts, brightness")
     add("--output", default="softmax", choices=["softmax", "sigmoid"], help="output layer")
     add("--seed", type=int, default=0, help="seed of weights, shuffling, dropout and splits")
@@ -59,7 +59,6 @@ if __name__ == "__main__":
     if args.data is None:
         name = "synthetic"
         per_class = args.per_class or 400  # 80% train, 10% val, 10% test
-        epochs = args.epochs or 12
         print(
             "No --data given: training on minicnn's built-in SYNTHETIC stand-in "
             f"({args.classes} classes of coloured shapes, {per_class} images each).\n"
@@ -71,7 +70,6 @@ if __name__ == "__main__":
         ds = minicnn.data.synthetic(args.classes, per_class, args.image_size, seed=args.seed)
     else:
         name = os.path.basename(os.path.normpath(str(args.data))).split(".")[0]
-        epochs = args.epochs or 20
         ds = minicnn.data.load(
             args.data,
             image_size=args.image_size,
@@ -131,9 +129,9 @@ if __name__ == "__main__":
     )
 
     # ------------------------------------------------------------------ training loop
-    settings = {k: v for k, v in vars(args).items()} | {"epochs": epochs, "data_name": name}
+    settings = vars(args) | {"data_name": name}
     print(
-        f"\ntraining {args.preset} for {epochs} epochs, batch {args.batch_size}, "
+        f"\ntraining {args.preset} for {args.epochs} epochs, batch {args.batch_size}, "
         f"Adam lr {args.lr:g}, output {args.output}; writing to {out}"
     )
     print("(the first batches are slow while Numba compiles its kernels, ~5-10 s, once)")
@@ -145,7 +143,7 @@ if __name__ == "__main__":
             optimizer,
             ds.train,
             val,
-            epochs=epochs,
+            epochs=args.epochs,
             batch_size=args.batch_size,
             seed=args.seed,
             augment=augment,

@@ -1,4 +1,4 @@
-"""The README's Python examples run as printed."""
+"""The README's Python examples run as printed (```python blocks; ```py ones are sketches)."""
 
 import re
 from pathlib import Path

@@ -85,8 +85,9 @@ if __name__ == "__main__":
                 for c in range(ds.num_classes)
             ]
             ds.train = ds.train.subset(np.sort(np.concatenate(keep)))
-    for note in ds.notes:
-        print("data:", note)
+    if args.data is None:  # load() prints its own notes as it goes
+        for note in ds.notes:
+            print("data:", note)
     val = ds.val if ds.val is not None and len(ds.val) else None
     test, test_name = (ds.test, "test") if ds.test is not None and len(ds.test) else (val, "val")
     K = ds.num_classes
@@ -134,7 +135,8 @@ if __name__ == "__main__":
         f"\ntraining {args.preset} for {args.epochs} epochs, batch {args.batch_size}, "
         f"Adam lr {args.lr:g}, output {args.output}; writing to {out}"
     )
-    print("(the first batches are slow while Numba compiles its kernels, ~5-10 s, once)")
+    if not minicnn.kernels_compiled():
+        print("(first run: Numba is compiling minicnn's kernels, about 10-20 s, once)")
     t0 = time.perf_counter()
     try:
         history = minicnn.fit(

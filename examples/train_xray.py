@@ -85,8 +85,9 @@ if __name__ == "__main__":
             workers=args.workers,
             progress=not args.no_progress,
         )
-    for note in ds.notes:
-        print("data:", note)
+    if args.data is None:  # load() prints its own notes as it goes
+        for note in ds.notes:
+            print("data:", note)
     if ds.num_classes != 2:
         raise SystemExit(
             f"error: {args.data} has {ds.num_classes} classes; X-ray screening needs 2"
@@ -133,7 +134,8 @@ if __name__ == "__main__":
     # ------------------------------------------------------------------ training loop
     settings = vars(args) | {"epochs": epochs, "data_name": name, "pos_weight": pos_weight}
     print(f"\ntraining {args.preset} (sigmoid head) for {epochs} epochs; writing to {out}")
-    print("(the first batches are slow while Numba compiles its kernels, ~5-10 s, once)")
+    if not minicnn.kernels_compiled():
+        print("(first run: Numba is compiling minicnn's kernels, about 10-20 s, once)")
     t0 = time.perf_counter()
     try:
         history = minicnn.fit(

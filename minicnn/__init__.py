@@ -6,7 +6,7 @@ hot loops are in the top-level package `kernels/`.
 """
 
 from . import data, gradcheck, metrics, models
-from ._kernels import kernels
+from ._kernels import kernels, kernels_compiled
 from .io import load, save
 from .layers import (
     Conv2D,
@@ -50,6 +50,7 @@ __all__ = [
     "fit",
     "gradcheck",
     "kernels",
+    "kernels_compiled",
     "load",
     "metrics",
     "models",

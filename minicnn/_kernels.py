@@ -40,4 +40,9 @@ def _load():
     return module
 
 
+def kernels_compiled():
+    """True once Numba's on-disk cache holds compiled kernels (a later run starts fast)."""
+    return any((KERNELS_DIR / "__pycache__").glob("*.nbi"))
+
+
 kernels = _load()

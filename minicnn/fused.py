@@ -2,11 +2,12 @@
 
 The three layers stay separate objects (a model still iterates as Conv2D, ReLU,
 MaxPool2D) and each still works on its own. When Sequential meets them in a row it runs
-them as one ConvBlock instead: the convolution's matrix product Y (F, N*H*W) goes straight
-into one Numba kernel that adds the bias, applies ReLU, pools and writes NCHW, and the
-backward pass mirrors it. This saves two passes over the largest activations and a
-transpose each way. The result is the same as running the layers one by one (checked in
-tests/test_fused.py); `Sequential(..., fuse=False)` runs them one by one.
+them as one ConvBlock instead: each chunk of the convolution's matrix product, still in
+cache, goes straight into one Numba kernel that adds the bias, applies ReLU, pools and
+writes NCHW; the backward pass mirrors it chunk by chunk. This saves two passes over the
+largest activations, a transpose each way, and the full-size product in memory. The
+result is the same as running the layers one by one (checked in tests/test_fused.py);
+`Sequential(..., fuse=False)` runs them one by one.
 """
 
 import numpy as np
@@ -29,55 +30,51 @@ class ConvBlock:
     def forward(self, x, training=False):
         conv, pool = self.conv, self.pool
         F = conv.out_channels
-        Y = conv.matmul_forward(x)  # (F, N*H*W)
-        N, H, W = conv._out_nhw
-        Y4 = Y.reshape(F, N, H, W)
-        b = conv.b.data.astype(Y.dtype, copy=False)
-        # Each slice a:c of the batch reads Y4[:, a:c] and writes out[a:c]: no overlap.
+        N = len(x)
+        _, H, W = conv.output_shape(x.shape[1:])
+        b = conv.b.data.astype(x.dtype, copy=False)
         if pool is None:
-            out = np.empty((N, F, H, W), dtype=Y.dtype)
-            threads.parallel_for(
-                lambda a, c: kernels.fused.bias_relu_forward(Y4[:, a:c], b, out[a:c]), N
-            )
+            out = np.empty((N, F, H, W), dtype=x.dtype)
             self._argmax = None
+
+            def epilogue(n0, n1, Y):  # Y: (F, (n1-n0)*H*W), this chunk's conv product
+                kernels.fused.bias_relu_forward(Y.reshape(F, n1 - n0, H, W), b, out[n0:n1])
+
         else:
             _, H_out, W_out = pool.output_shape((F, H, W))
-            out = np.empty((N, F, H_out, W_out), dtype=Y.dtype)
+            out = np.empty((N, F, H_out, W_out), dtype=x.dtype)
             self._argmax = am = np.empty(out.shape, dtype=np.int32)
             k, s = pool.pool_size, pool.stride
-            threads.parallel_for(
-                lambda a, c: kernels.fused.bias_relu_pool_forward(
-                    Y4[:, a:c], b, k, s, out[a:c], am[a:c]
-                ),
-                N,
-            )
+
+            def epilogue(n0, n1, Y):
+                Y4 = Y.reshape(F, n1 - n0, H, W)
+                kernels.fused.bias_relu_pool_forward(Y4, b, k, s, out[n0:n1], am[n0:n1])
+
+        conv.matmul_forward(x, epilogue)  # each chunk of images goes through epilogue
         self._out = out
-        self._Y_shape = Y4.shape
+        self._Y_shape = (F, N, H, W)
         return out
 
     def backward(self, dout, input_grad=True):
         conv = self.conv
         F, N, H, W = self._Y_shape
         dout = np.ascontiguousarray(dout)
-        dY = np.empty(self._Y_shape, dtype=dout.dtype)
-        db_partial = np.empty((N, F), dtype=dout.dtype)
         out, am = self._out, self._argmax
-        if self.pool is None:
-            threads.parallel_for(
-                lambda a, c: kernels.fused.bias_relu_backward(
-                    dout[a:c], out[a:c], dY[:, a:c], db_partial[a:c]
-                ),
-                N,
-            )
-        else:
-            threads.parallel_for(
-                lambda a, c: kernels.fused.bias_relu_pool_backward(
-                    dout[a:c], out[a:c], am[a:c], dY[:, a:c], db_partial[a:c]
-                ),
-                N,
-            )
+        db_partial = np.empty((N, F), dtype=dout.dtype)
+
+        def dY(n0, n1):  # this chunk's gradient of the conv product, (F, (n1-n0)*H*W)
+            dY4 = threads.scratch("dY", (F, n1 - n0, H, W), dout.dtype)
+            if self.pool is None:
+                kernels.fused.bias_relu_backward(dout[n0:n1], out[n0:n1], dY4, db_partial[n0:n1])
+            else:
+                kernels.fused.bias_relu_pool_backward(
+                    dout[n0:n1], out[n0:n1], am[n0:n1], dY4, db_partial[n0:n1]
+                )
+            return dY4.reshape(F, -1)
+
+        dx = conv.matmul_backward(dY, input_grad)
         conv.b.grad = db_partial.sum(axis=0).astype(conv.b.data.dtype, copy=False)
-        return conv.matmul_backward(dY.reshape(F, -1), input_grad)
+        return dx
 
 
 def plan(layers):

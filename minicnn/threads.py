@@ -22,6 +22,7 @@ number of cores; on a machine busy with other work, 1 is fastest).
 
 import ctypes
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -88,6 +89,19 @@ def parallel_for(func, size):
         return
     cuts = _bounds(size, parts)
     _run_all([lambda s=s, e=e: func(s, e) for s, e in zip(cuts[:-1], cuts[1:])])
+
+
+_local = threading.local()
+
+
+def scratch(name, shape, dtype):
+    """A per-thread work buffer of the given shape, reused from call to call (no zeroing)."""
+    buffers = _local.__dict__.setdefault("buffers", {})
+    size = int(np.prod(shape))
+    buf = buffers.get((name, np.dtype(dtype)))
+    if buf is None or buf.size < size:
+        buf = buffers[name, np.dtype(dtype)] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
 
 
 def _bounds(size, parts):

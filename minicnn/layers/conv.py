@@ -7,6 +7,8 @@ from .._kernels import kernels
 from ..parameter import Parameter
 from .base import Layer, ShapeError, as_rng, expect_ndim
 
+CHUNK_FLOATS = 1 << 18  # im2col works on chunks of about this many values (1 MiB float32)
+
 
 class Conv2D(Layer):
     """2-D convolution (cross-correlation, as in every deep-learning library).
@@ -28,8 +30,9 @@ class Conv2D(Layer):
     Backward: dY = dout as (F, N*H_out*W_out)
               dW = dY @ cols.T ; db = dY summed over its columns
               dx = col2im(W2.T @ dY)
-    One matrix multiply covers the whole batch. In a model, Sequential hands Y straight to
-    the ReLU and max pool that follow (minicnn/fused.py) instead of calling forward.
+    im2col runs on a few images at a time, so cols stays in cache and is never stored
+    whole (backward rebuilds it). In a model, Sequential hands Y straight to the ReLU and
+    max pool that follow (minicnn/fused.py) instead of calling forward.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None):
@@ -49,7 +52,6 @@ class Conv2D(Layer):
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.W = Parameter((as_rng(rng).standard_normal(shape) * std).astype(np.float32))
         self.b = Parameter(np.zeros(out_channels, dtype=np.float32))
-        self._cols = None  # im2col buffer, reused while the batch shape stays the same
 
     def parameters(self):
         return [self.W, self.b]
@@ -93,44 +95,76 @@ class Conv2D(Layer):
         self.b.grad = dY.sum(axis=1).astype(self.b.data.dtype, copy=False)
         return self.matmul_backward(dY, input_grad)
 
-    def matmul_forward(self, x):
-        """im2col and the matrix multiply, without bias: x (N, C, H, W) -> Y (F, N*H'*W')."""
+    def _chunk(self, C, hw):
+        """Images per im2col chunk, so that one chunk's cols (C*k*k, n*hw) stays in cache."""
+        return max(1, CHUNK_FLOATS // (C * self.kernel_size**2 * hw))
+
+    def matmul_forward(self, x, epilogue=None):
+        """im2col and the matrix multiply, without bias: x (N, C, H, W) -> Y (F, N*H'*W').
+
+        The batch is done a few images at a time: im2col of the chunk into a small per-thread
+        buffer that stays in cache, then its columns of Y. Nothing but x is kept for
+        backward, which rebuilds each chunk's cols the same way. With epilogue, Y is never
+        made whole: epilogue(n0, n1, Y_chunk) consumes each chunk (F, (n1-n0)*H'*W') while
+        it is in cache, and None is returned (minicnn/fused.py uses this).
+        """
         expect_ndim(self, x, 4, "a batch (N, C, H, W)")
         N, C, H, W = x.shape
         F, H_out, W_out = self.output_shape((C, H, W))
-        k = self.kernel_size
+        k, s, p = self.kernel_size, self.stride, self.pad
         x = np.ascontiguousarray(x)
-        shape = (C * k * k, N * H_out * W_out)
-        if self._cols is None or self._cols.shape != shape or self._cols.dtype != x.dtype:
-            self._cols = np.empty(shape, dtype=x.dtype)
-        cols, hw, s, p = self._cols, H_out * W_out, self.stride, self.pad
-        threads.parallel_for(  # each slice of the batch fills its own columns
-            lambda a, b: kernels.im2col.im2col(
-                x[a:b], k, k, s, p, H_out, W_out, cols[:, a * hw : b * hw]
-            ),
-            N,
-        )
-        self._x_shape = x.shape
+        self._x = x
         self._out_nhw = (N, H_out, W_out)
+        hw, per = H_out * W_out, self._chunk(C, H_out * W_out)
         W2 = self.W.data.reshape(F, -1).astype(x.dtype, copy=False)  # (F, C*k*k)
-        return threads.matmul(W2, cols, split="n")  # (F, N*H_out*W_out)
+        Y = np.empty((F, N * hw), dtype=x.dtype) if epilogue is None else None
+
+        def work(a, b):  # images a..b-1 write only columns a*hw .. b*hw-1 of Y
+            for n0 in range(a, b, per):
+                n1 = min(n0 + per, b)
+                cols = threads.scratch("cols", (C * k * k, (n1 - n0) * hw), x.dtype)
+                kernels.im2col.im2col(x[n0:n1], k, k, s, p, H_out, W_out, cols)
+                if epilogue is None:
+                    np.matmul(W2, cols, out=Y[:, n0 * hw : n1 * hw])  # (F, chunk*H'*W')
+                else:
+                    Y_chunk = threads.scratch("Y", (F, (n1 - n0) * hw), x.dtype)
+                    epilogue(n0, n1, np.matmul(W2, cols, out=Y_chunk))
+
+        threads.parallel_for(work, N)
+        return Y
 
     def matmul_backward(self, dY, input_grad=True):
-        """Given dY (F, N*H'*W'), set W.grad and return dx (N, C, H, W) (bias not included)."""
-        F = self.out_channels
-        cols = self._cols  # (C*k*k, N*H_out*W_out)
-        dW = threads.matmul(dY, cols.T, split="k")  # (F, C*k*k)
+        """Given dY (F, N*H'*W'), set W.grad and return dx (N, C, H, W) (bias not included).
+
+        Per chunk of images: cols = im2col(x chunk); dW += dY_chunk @ cols.T;
+        dx chunk = col2im(W2.T @ dY_chunk). Each thread sums its own dW; the partial sums
+        are added in a fixed order, so a given thread count always gives the same bits.
+        dY may also be a function (n0, n1) -> dY_chunk that makes each chunk on demand.
+        """
+        x = self._x
+        N, C, H, W = x.shape
+        F, k, s, p = self.out_channels, self.kernel_size, self.stride, self.pad
+        _, H_out, W_out = self._out_nhw
+        hw, per = H_out * W_out, self._chunk(C, H_out * W_out)
+        W2 = self.W.data.reshape(F, -1).astype(x.dtype, copy=False)  # (F, C*k*k)
+        dx = np.empty(x.shape, dtype=x.dtype) if input_grad else None
+        partial = {}
+
+        def work(a, b):
+            dW = np.zeros(W2.shape, dtype=x.dtype)
+            for n0 in range(a, b, per):
+                n1 = min(n0 + per, b)
+                cols = threads.scratch("cols", (C * k * k, (n1 - n0) * hw), x.dtype)
+                kernels.im2col.im2col(x[n0:n1], k, k, s, p, H_out, W_out, cols)
+                dY_chunk = dY(n0, n1) if callable(dY) else dY[:, n0 * hw : n1 * hw]
+                dW += dY_chunk @ cols.T  # (F, C*k*k)
+                if input_grad:
+                    dcols = threads.scratch("dcols", cols.shape, x.dtype)
+                    np.matmul(W2.T, dY_chunk, out=dcols)  # (C*k*k, chunk*H'*W')
+                    kernels.im2col.col2im(dcols, k, k, s, p, dx[n0:n1])
+            partial[a] = dW
+
+        threads.parallel_for(work, N)
+        dW = sum(partial[a] for a in sorted(partial))
         self.W.grad = dW.reshape(self.W.data.shape).astype(self.W.data.dtype, copy=False)
-        if not input_grad:
-            return None
-        k = self.kernel_size
-        W2 = self.W.data.reshape(F, -1).astype(dY.dtype, copy=False)
-        dcols = threads.matmul(W2.T, dY, split="n")  # (C*k*k, N*H_out*W_out)
-        dx = np.empty(self._x_shape, dtype=dY.dtype)
-        hw = dcols.shape[1] // len(dx)
-        s, p = self.stride, self.pad
-        threads.parallel_for(  # each slice of the batch adds into its own images only
-            lambda a, b: kernels.im2col.col2im(dcols[:, a * hw : b * hw], k, k, s, p, dx[a:b]),
-            len(dx),
-        )
         return dx

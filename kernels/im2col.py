@@ -80,3 +80,66 @@ def im2col_alloc(x, kh, kw, stride, pad):
     cols = np.empty((C * kh * kw, N * out_h * out_w), dtype=x.dtype)
     im2col(x, kh, kw, stride, pad, out_h, out_w, cols)
     return cols, out_h, out_w
+
+
+# ---------------------------------------------------------------- stride 1: shifted copies
+#
+# For a stride-1 convolution, pad the images once and keep the padded width Wp for the
+# output too: then row (c, i, j) of cols is one contiguous run of the padded plane, starting
+# at i*Wp + j, and im2col is a set of plain copies. Each output row gains kw - 1 extra
+# positions (ow >= W_out) that read across the row's end; they are computed and ignored.
+
+
+@jit
+def pad_images(x, pad, xp):
+    """xp (N, C, H + 2*pad + 1, W + 2*pad) = x with zero borders (one spare zero row below)."""
+    N, C, H, W = x.shape
+    for n in range(N):
+        for c in range(C):
+            xp[n, c] = 0
+            for h in range(H):
+                for w in range(W):
+                    xp[n, c, h + pad, w + pad] = x[n, c, h, w]
+    return xp
+
+
+@jit
+def im2col_s1(xp, kh, kw, out_h, cols):
+    """cols (C*kh*kw, N*out_h*Wp): row (c, i, j), image n = xp[n, c] flat from i*Wp + j on."""
+    N, C, _, Wp = xp.shape
+    L = out_h * Wp
+    for n in range(N):
+        for c in range(C):
+            plane = xp[n, c].ravel()
+            for i in range(kh):
+                for j in range(kw):
+                    row = (c * kh + i) * kw + j
+                    start = i * Wp + j
+                    cols[row, n * L : (n + 1) * L] = plane[start : start + L]
+    return cols
+
+
+@jit
+def col2im_s1(dcols, kh, kw, out_h, pad, dx):
+    """dx (N, C, H, W) = the sum of the shifted rows of dcols (C*kh*kw, N*out_h*Wp), cropped.
+
+    The adjoint of pad_images + im2col_s1: each row is added back where it was copied from,
+    into a padded plane, whose interior is then copied to dx. Image n writes only dx[n].
+    """
+    N, C, H, W = dx.shape
+    Wp = W + 2 * pad
+    L = out_h * Wp
+    plane = np.empty((H + 2 * pad + 1) * Wp, dtype=dx.dtype)
+    for n in range(N):
+        for c in range(C):
+            plane[:] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    row = (c * kh + i) * kw + j
+                    start = i * Wp + j
+                    for q in range(L):
+                        plane[start + q] += dcols[row, n * L + q]
+            for h in range(H):
+                for w in range(W):
+                    dx[n, c, h, w] = plane[(h + pad) * Wp + w + pad]
+    return dx

@@ -12,7 +12,6 @@ result is the same as running the layers one by one (checked in tests/test_fused
 
 import numpy as np
 
-from . import threads
 from ._kernels import kernels
 from .layers import Conv2D, MaxPool2D, ReLU
 
@@ -37,8 +36,8 @@ class ConvBlock:
             out = np.empty((N, F, H, W), dtype=x.dtype)
             self._argmax = None
 
-            def epilogue(n0, n1, Y):  # Y: (F, (n1-n0)*H*W), this chunk's conv product
-                kernels.fused.bias_relu_forward(Y.reshape(F, n1 - n0, H, W), b, out[n0:n1])
+            def epilogue(n0, n1, Y4):  # Y4: (F, n1-n0, H, W), this chunk's conv product
+                kernels.fused.bias_relu_forward(Y4, b, out[n0:n1])
 
         else:
             _, H_out, W_out = pool.output_shape((F, H, W))
@@ -46,8 +45,7 @@ class ConvBlock:
             self._argmax = am = np.empty(out.shape, dtype=np.int32)
             k, s = pool.pool_size, pool.stride
 
-            def epilogue(n0, n1, Y):
-                Y4 = Y.reshape(F, n1 - n0, H, W)
+            def epilogue(n0, n1, Y4):
                 kernels.fused.bias_relu_pool_forward(Y4, b, k, s, out[n0:n1], am[n0:n1])
 
         conv.matmul_forward(x, epilogue)  # each chunk of images goes through epilogue
@@ -62,15 +60,13 @@ class ConvBlock:
         out, am = self._out, self._argmax
         db_partial = np.empty((N, F), dtype=dout.dtype)
 
-        def dY(n0, n1):  # this chunk's gradient of the conv product, (F, (n1-n0)*H*W)
-            dY4 = threads.scratch("dY", (F, n1 - n0, H, W), dout.dtype)
+        def dY(n0, n1, dY4):  # this chunk's gradient of the conv product, (F, n1-n0, H, W)
             if self.pool is None:
                 kernels.fused.bias_relu_backward(dout[n0:n1], out[n0:n1], dY4, db_partial[n0:n1])
             else:
                 kernels.fused.bias_relu_pool_backward(
                     dout[n0:n1], out[n0:n1], am[n0:n1], dY4, db_partial[n0:n1]
                 )
-            return dY4.reshape(F, -1)
 
         dx = conv.matmul_backward(dY, input_grad)
         conv.b.grad = db_partial.sum(axis=0).astype(conv.b.data.dtype, copy=False)

@@ -74,3 +74,26 @@ def test_adam_kernel_matches_reference(dtype):
         kernels.adam.adam_step(p, g, m, v, 1e-2, 0.9, 0.999, 1e-8, 0.0, t)
     assert p.dtype == dtype
     np.testing.assert_allclose(p, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "N, C, H, W, k, pad", [(2, 3, 8, 8, 3, 1), (1, 2, 7, 5, 3, 0), (2, 2, 6, 9, 5, 2)]
+)
+def test_stride1_shifted_im2col_and_col2im_match_reference(N, C, H, W, k, pad, dtype):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    H_out, W_out, Wp = H + 2 * pad - k + 1, W + 2 * pad - k + 1, W + 2 * pad
+    xp = np.full((N, C, H + 2 * pad + 1, Wp), np.nan, dtype=dtype)
+    kernels.im2col.pad_images(x, pad, xp)
+    cols = np.empty((C * k * k, N * H_out * Wp), dtype=dtype)
+    kernels.im2col.im2col_s1(xp, k, k, H_out, cols)
+    valid = cols.reshape(C * k * k, N, H_out, Wp)[:, :, :, :W_out].reshape(C * k * k, -1)
+    np.testing.assert_array_equal(valid, naive.im2col(x, k, 1, pad))
+    dcols = rng.standard_normal((C * k * k, N, H_out, Wp)).astype(dtype)
+    dcols[:, :, :, W_out:] = 0  # the unused columns carry no gradient
+    dx = np.full(x.shape, np.nan, dtype=dtype)
+    kernels.im2col.col2im_s1(dcols.reshape(C * k * k, -1), k, k, H_out, pad, dx)
+    expected = naive.col2im(dcols[:, :, :, :W_out].reshape(C * k * k, -1), N, C, H, W, k, 1, pad)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(dx, expected, rtol=tol, atol=tol)

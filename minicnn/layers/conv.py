@@ -7,6 +7,7 @@ from .._kernels import kernels
 from ..parameter import Parameter
 from .base import Layer, ShapeError, as_rng, expect_ndim
 
+STRIDE1_SHIFTED = True  # stride 1: im2col as shifted copies of padded planes (see _im2col)
 CHUNK_FLOATS = 1 << 18  # im2col works on chunks of about this many values (1 MiB float32)
 
 
@@ -99,36 +100,54 @@ class Conv2D(Layer):
         """Images per im2col chunk, so that one chunk's cols (C*k*k, n*hw) stays in cache."""
         return max(1, CHUNK_FLOATS // (C * self.kernel_size**2 * hw))
 
+    def _im2col(self, x, H_out, W_out):
+        """cols (C*k*k, n*H_out*Wr) of a chunk x (n, C, H, W), in a per-thread buffer.
+
+        Wr, the width of an output row in cols, is W_out, or for stride 1 the padded width
+        W + 2*pad (kernels/im2col.py: im2col_s1); columns with ow >= W_out are then unused.
+        """
+        n, C, H, W = x.shape
+        k, s, p = self.kernel_size, self.stride, self.pad
+        if s != 1 or not STRIDE1_SHIFTED:
+            cols = threads.scratch("cols", (C * k * k, n * H_out * W_out), x.dtype)
+            return kernels.im2col.im2col(x, k, k, s, p, H_out, W_out, cols), W_out
+        Wp = W + 2 * p
+        xp = threads.scratch("xp", (n, C, H + 2 * p + 1, Wp), x.dtype)
+        kernels.im2col.pad_images(x, p, xp)
+        cols = threads.scratch("cols", (C * k * k, n * H_out * Wp), x.dtype)
+        return kernels.im2col.im2col_s1(xp, k, k, H_out, cols), Wp
+
     def matmul_forward(self, x, epilogue=None):
         """im2col and the matrix multiply, without bias: x (N, C, H, W) -> Y (F, N*H'*W').
 
         The batch is done a few images at a time: im2col of the chunk into a small per-thread
         buffer that stays in cache, then its columns of Y. Nothing but x is kept for
         backward, which rebuilds each chunk's cols the same way. With epilogue, Y is never
-        made whole: epilogue(n0, n1, Y_chunk) consumes each chunk (F, (n1-n0)*H'*W') while
-        it is in cache, and None is returned (minicnn/fused.py uses this).
+        made whole: epilogue(n0, n1, Y4) consumes each chunk's product Y4 (F, n1-n0, H', W')
+        (a view, maybe strided) while it is in cache, and None is returned (fused.py).
         """
         expect_ndim(self, x, 4, "a batch (N, C, H, W)")
         N, C, H, W = x.shape
         F, H_out, W_out = self.output_shape((C, H, W))
-        k, s, p = self.kernel_size, self.stride, self.pad
         x = np.ascontiguousarray(x)
         self._x = x
         self._out_nhw = (N, H_out, W_out)
         hw, per = H_out * W_out, self._chunk(C, H_out * W_out)
         W2 = self.W.data.reshape(F, -1).astype(x.dtype, copy=False)  # (F, C*k*k)
-        Y = np.empty((F, N * hw), dtype=x.dtype) if epilogue is None else None
+        Y = None
+        if epilogue is None:
+            Y = np.empty((F, N * hw), dtype=x.dtype)
 
-        def work(a, b):  # images a..b-1 write only columns a*hw .. b*hw-1 of Y
+            def epilogue(n0, n1, Y4):
+                Y[:, n0 * hw : n1 * hw].reshape(F, n1 - n0, H_out, W_out)[...] = Y4
+
+        def work(a, b):  # images a..b-1 only: their columns of Y, their rows of out
             for n0 in range(a, b, per):
                 n1 = min(n0 + per, b)
-                cols = threads.scratch("cols", (C * k * k, (n1 - n0) * hw), x.dtype)
-                kernels.im2col.im2col(x[n0:n1], k, k, s, p, H_out, W_out, cols)
-                if epilogue is None:
-                    np.matmul(W2, cols, out=Y[:, n0 * hw : n1 * hw])  # (F, chunk*H'*W')
-                else:
-                    Y_chunk = threads.scratch("Y", (F, (n1 - n0) * hw), x.dtype)
-                    epilogue(n0, n1, np.matmul(W2, cols, out=Y_chunk))
+                cols, Wr = self._im2col(x[n0:n1], H_out, W_out)  # (C*k*k, n*H'*Wr)
+                Y_chunk = threads.scratch("Y", (F, cols.shape[1]), x.dtype)
+                np.matmul(W2, cols, out=Y_chunk)  # (F, n*H'*Wr)
+                epilogue(n0, n1, Y_chunk.reshape(F, n1 - n0, H_out, Wr)[:, :, :, :W_out])
 
         threads.parallel_for(work, N)
         return Y
@@ -139,7 +158,8 @@ class Conv2D(Layer):
         Per chunk of images: cols = im2col(x chunk); dW += dY_chunk @ cols.T;
         dx chunk = col2im(W2.T @ dY_chunk). Each thread sums its own dW; the partial sums
         are added in a fixed order, so a given thread count always gives the same bits.
-        dY may also be a function (n0, n1) -> dY_chunk that makes each chunk on demand.
+        dY may also be a function fill(n0, n1, dY4) that writes each chunk's gradient into
+        the view dY4 (F, n1-n0, H', W') on demand (fused.py).
         """
         x = self._x
         N, C, H, W = x.shape
@@ -154,14 +174,22 @@ class Conv2D(Layer):
             dW = np.zeros(W2.shape, dtype=x.dtype)
             for n0 in range(a, b, per):
                 n1 = min(n0 + per, b)
-                cols = threads.scratch("cols", (C * k * k, (n1 - n0) * hw), x.dtype)
-                kernels.im2col.im2col(x[n0:n1], k, k, s, p, H_out, W_out, cols)
-                dY_chunk = dY(n0, n1) if callable(dY) else dY[:, n0 * hw : n1 * hw]
+                cols, Wr = self._im2col(x[n0:n1], H_out, W_out)  # (C*k*k, n*H'*Wr)
+                dY_chunk = threads.scratch("dY", (F, cols.shape[1]), x.dtype)
+                dY4 = dY_chunk.reshape(F, n1 - n0, H_out, Wr)
+                dY4[:, :, :, W_out:] = 0  # the unused columns of the stride-1 layout
+                if callable(dY):
+                    dY(n0, n1, dY4[:, :, :, :W_out])
+                else:
+                    dY4[:, :, :, :W_out] = dY[:, n0 * hw : n1 * hw].reshape(F, -1, H_out, W_out)
                 dW += dY_chunk @ cols.T  # (F, C*k*k)
                 if input_grad:
                     dcols = threads.scratch("dcols", cols.shape, x.dtype)
-                    np.matmul(W2.T, dY_chunk, out=dcols)  # (C*k*k, chunk*H'*W')
-                    kernels.im2col.col2im(dcols, k, k, s, p, dx[n0:n1])
+                    np.matmul(W2.T, dY_chunk, out=dcols)  # (C*k*k, n*H'*Wr)
+                    if Wr != W_out:
+                        kernels.im2col.col2im_s1(dcols, k, k, H_out, p, dx[n0:n1])
+                    else:
+                        kernels.im2col.col2im(dcols, k, k, s, p, dx[n0:n1])
             partial[a] = dW
 
         threads.parallel_for(work, N)

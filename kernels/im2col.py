@@ -91,26 +91,22 @@ def im2col_alloc(x, kh, kw, stride, pad):
 
 
 @jit
-def pad_images(x, pad, xp):
-    """xp (N, C, H + 2*pad + 1, W + 2*pad) = x with zero borders (one spare zero row below)."""
+def im2col_s1(x, kh, kw, pad, out_h, cols):
+    """cols (C*kh*kw, N*out_h*Wp) for stride 1, Wp = W + 2*pad.
+
+    Each plane x[n, c] is copied into a zero-padded plane (with one spare zero row below);
+    row (c, i, j) of image n is then the padded plane, flat, from i*Wp + j on: one
+    contiguous copy.
+    """
     N, C, H, W = x.shape
-    for n in range(N):
-        for c in range(C):
-            xp[n, c] = 0
-            for h in range(H):
-                for w in range(W):
-                    xp[n, c, h + pad, w + pad] = x[n, c, h, w]
-    return xp
-
-
-@jit
-def im2col_s1(xp, kh, kw, out_h, cols):
-    """cols (C*kh*kw, N*out_h*Wp): row (c, i, j), image n = xp[n, c] flat from i*Wp + j on."""
-    N, C, _, Wp = xp.shape
+    Wp = W + 2 * pad
     L = out_h * Wp
+    plane = np.zeros((H + 2 * pad + 1) * Wp, dtype=x.dtype)
     for n in range(N):
         for c in range(C):
-            plane = xp[n, c].ravel()
+            for h in range(H):
+                base = (h + pad) * Wp + pad
+                plane[base : base + W] = x[n, c, h]
             for i in range(kh):
                 for j in range(kw):
                     row = (c * kh + i) * kw + j
@@ -123,7 +119,7 @@ def im2col_s1(xp, kh, kw, out_h, cols):
 def col2im_s1(dcols, kh, kw, out_h, pad, dx):
     """dx (N, C, H, W) = the sum of the shifted rows of dcols (C*kh*kw, N*out_h*Wp), cropped.
 
-    The adjoint of pad_images + im2col_s1: each row is added back where it was copied from,
+    The adjoint of im2col_s1: each row is added back where it was copied from,
     into a padded plane, whose interior is then copied to dx. Image n writes only dx[n].
     """
     N, C, H, W = dx.shape

@@ -21,6 +21,7 @@ number of cores; on a machine busy with other work, 1 is fastest).
 """
 
 import ctypes
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -97,10 +98,10 @@ _local = threading.local()
 def scratch(name, shape, dtype):
     """A per-thread work buffer of the given shape, reused from call to call (no zeroing)."""
     buffers = _local.__dict__.setdefault("buffers", {})
-    size = int(np.prod(shape))
-    buf = buffers.get((name, np.dtype(dtype)))
+    size = math.prod(shape)
+    buf = buffers.get((name, dtype))
     if buf is None or buf.size < size:
-        buf = buffers[name, np.dtype(dtype)] = np.empty(size, dtype=dtype)
+        buf = buffers[name, dtype] = np.empty(size, dtype=dtype)
     return buf[:size].reshape(shape)
 
 

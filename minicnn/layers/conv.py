@@ -112,10 +112,8 @@ class Conv2D(Layer):
             cols = threads.scratch("cols", (C * k * k, n * H_out * W_out), x.dtype)
             return kernels.im2col.im2col(x, k, k, s, p, H_out, W_out, cols), W_out
         Wp = W + 2 * p
-        xp = threads.scratch("xp", (n, C, H + 2 * p + 1, Wp), x.dtype)
-        kernels.im2col.pad_images(x, p, xp)
         cols = threads.scratch("cols", (C * k * k, n * H_out * Wp), x.dtype)
-        return kernels.im2col.im2col_s1(xp, k, k, H_out, cols), Wp
+        return kernels.im2col.im2col_s1(x, k, k, p, H_out, cols), Wp
 
     def matmul_forward(self, x, epilogue=None):
         """im2col and the matrix multiply, without bias: x (N, C, H, W) -> Y (F, N*H'*W').

@@ -265,6 +265,7 @@ def correctness(preset):
 
 
 def worker(args):
+    peak = matmul_peak()  # before minicnn sets OpenBLAS to one thread: BLAS at `threads`
     import numba
     import numpy as np
 
@@ -274,7 +275,8 @@ def worker(args):
         "threads": args.threads,
         "numba_threads": numba.get_num_threads(),
         "blas_threads_env": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "matmul_peak_gflops": matmul_peak(),
+        "minicnn_threads": minicnn.threads.get_num_threads(),
+        "matmul_peak_gflops": peak,
         "train": [],
         "infer": [],
         "layers": {},
@@ -303,7 +305,6 @@ def worker(args):
             row["gflops"] = fwd / (row["median_ms"] / 1e3) / 1e9
             result["infer"].append(row)
         result["layers"][preset] = layer_times(preset, 32, max(5, args.rounds // 2))
-    result["threading_layer"] = numba.threading_layer()
     try:
         import torch
 
@@ -378,9 +379,9 @@ def report(results, memory):
         t = res["threads"]
         peak = res["matmul_peak_gflops"]
         lines.append(
-            f"\n## {t} thread(s): Numba {res['numba_threads']} ({res['threading_layer']}),"
-            f" BLAS {res['blas_threads_env']}, torch {res['torch']}; "
-            f"float32 matmul peak {peak:.0f} GFLOPS"
+            f"\n## {t} thread(s): minicnn pieces {res['minicnn_threads']}, Numba "
+            f"{res['numba_threads']}, BLAS env {res['blas_threads_env']}, torch {res['torch']}; "
+            f"float32 matmul peak at {t} BLAS thread(s) {peak:.0f} GFLOPS"
         )
         for kind in ("train", "infer"):
             title = "training step" if kind == "train" else "inference (evaluation mode)"

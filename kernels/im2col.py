@@ -72,16 +72,6 @@ def col2im(cols, kh, kw, stride, pad, dx):
     return dx
 
 
-def im2col_alloc(x, kh, kw, stride, pad):
-    """Convenience wrapper: returns (cols, out_h, out_w) with a new cols array."""
-    N, C, H, W = x.shape
-    out_h = (H + 2 * pad - kh) // stride + 1
-    out_w = (W + 2 * pad - kw) // stride + 1
-    cols = np.empty((C * kh * kw, N * out_h * out_w), dtype=x.dtype)
-    im2col(x, kh, kw, stride, pad, out_h, out_w, cols)
-    return cols, out_h, out_w
-
-
 # ---------------------------------------------------------------- stride 1: shifted copies
 #
 # For a stride-1 convolution, pad the images once and keep the padded width Wp for the

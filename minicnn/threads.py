@@ -7,7 +7,8 @@ cores next to one other busy process, a training step with Numba's prange kernel
 processes several seconds. So minicnn does its own, simple parallelism instead:
 
 - the work is cut into one piece per thread, along an axis where each piece writes its
-  own slice (the batch for the kernels, the columns of a matrix product);
+  own slice (the batch: each piece does im2col, its matrix products and the kernels for
+  its own images);
 - this thread runs the first piece itself, then takes back every piece that no worker has
   started yet, so nobody waits for a thread that is not running;
 - the Numba kernels are serial loops compiled with nogil, and NumPy releases the GIL
@@ -17,7 +18,7 @@ processes several seconds. So minicnn does its own, simple parallelism instead:
   gives it back.
 
 `set_num_threads(n)` chooses the number of pieces (default: NUMBA_NUM_THREADS, i.e. the
-number of cores; on a machine busy with other work, 1 is fastest).
+number of cores).
 """
 
 import ctypes
@@ -121,38 +122,6 @@ def _run_all(tasks):
     for task, job in zip(tasks[1:], jobs):
         results.append(task() if job.cancel() else job.result())
     return results
-
-
-def matmul(a, b, split="n"):
-    """a (m, k) @ b (k, n) -> (m, n), computed in one piece per thread.
-
-    split="n" cuts the columns of b and of the result (each piece writes its own columns);
-    split="k" cuts the shared dimension and adds the partial products. Small products run
-    in one piece.
-    """
-    m, k = a.shape
-    n = b.shape[1]
-    parts = _threads
-    if parts == 1 or m * k * n < 4_000_000:
-        return a @ b
-    if split == "n":
-        out = np.empty((m, n), dtype=np.result_type(a, b))
-        cuts = _bounds(n, parts)
-        _run_all(
-            [
-                lambda s=s, e=e: np.matmul(a, b[:, s:e], out=out[:, s:e])
-                for s, e in zip(cuts[:-1], cuts[1:])
-            ]
-        )
-        return out
-    if split == "k":
-        cuts = _bounds(k, parts)
-        parts = _run_all([lambda s=s, e=e: a[:, s:e] @ b[s:e] for s, e in zip(cuts[:-1], cuts[1:])])
-        out = parts[0]
-        for p in parts[1:]:
-            out += p
-        return out
-    raise ValueError(f'split must be "n" or "k", got {split!r}')
 
 
 if os.environ.get("MINICNN_KEEP_BLAS_THREADS") is None:

@@ -28,15 +28,6 @@ def test_parallel_for_covers_every_index_once(n_threads, n):
     np.testing.assert_array_equal(seen, 1)
 
 
-@pytest.mark.parametrize("split", ["n", "k"])
-def test_split_matmul_equals_plain_matmul(n_threads, split):
-    n_threads(3)
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((40, 300)).astype(np.float32)
-    b = rng.standard_normal((300, 500)).astype(np.float32)
-    np.testing.assert_allclose(threads.matmul(a, b, split=split), a @ b, rtol=1e-4, atol=1e-4)
-
-
 def test_one_and_two_threads_train_alike(n_threads):
     x = np.random.default_rng(0).standard_normal((6, 3, 64, 64)).astype(np.float32)
     y = np.arange(6) % 4

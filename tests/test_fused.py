@@ -28,6 +28,11 @@ def test_bias_relu_pool_kernels_match_reference(shape, pool, stride, dtype):
     argmax = np.empty(out.shape, dtype=np.int32)
     kernels.fused.bias_relu_pool_forward(Y, b, pool, stride, out, argmax)
     np.testing.assert_array_equal(out, ref_out.astype(dtype))
+    if pool == stride == 2:
+        out2, argmax2 = np.empty_like(out), np.empty_like(argmax)
+        kernels.fused.bias_relu_pool2_forward(Y, b, out2, argmax2)
+        np.testing.assert_array_equal(out2, out)
+        np.testing.assert_array_equal(argmax2, argmax)
     dout = rng.standard_normal(out.shape).astype(dtype)
     dY = np.full(shape, np.nan, dtype=dtype)
     db = np.empty((N, F), dtype=dtype)
@@ -52,6 +57,16 @@ def test_bias_relu_kernels_match_reference(dtype):
     kernels.fused.bias_relu_backward(dout, out, dY, db)
     np.testing.assert_array_equal(dY, (dout * (z > 0)).transpose(1, 0, 2, 3))
     np.testing.assert_allclose(db.sum(0), (dout * (z > 0)).sum(axis=(0, 2, 3)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", ["bias_relu_pool_forward", "bias_relu_pool2_forward"])
+def test_pool_kernels_pick_the_first_of_tied_maxima(kernel):
+    Y = np.zeros((1, 1, 2, 2))
+    Y[0, 0] = [[1.0, 3.0], [3.0, 3.0]]
+    out, argmax = np.empty((1, 1, 1, 1)), np.empty((1, 1, 1, 1), np.int32)
+    args = (Y, np.zeros(1), 2, 2) if kernel == "bias_relu_pool_forward" else (Y, np.zeros(1))
+    getattr(kernels.fused, kernel)(*args, out, argmax)
+    assert out[0, 0, 0, 0] == 3.0 and argmax[0, 0, 0, 0] == 1  # (0, 1), not (1, 0) or (1, 1)
 
 
 def test_conv2d_matches_direct_convolution():

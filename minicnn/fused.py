@@ -66,6 +66,10 @@ class ConvBlock:
         def dY(n0, n1, dY4):  # this chunk's gradient of the conv product, (F, n1-n0, H, W)
             if self.pool is None:
                 kernels.fused.bias_relu_backward(dout[n0:n1], out[n0:n1], dY4, db_partial[n0:n1])
+            elif self.pool.pool_size == self.pool.stride == 2:
+                kernels.fused.bias_relu_pool2_backward(
+                    dout[n0:n1], out[n0:n1], am[n0:n1], dY4, db_partial[n0:n1]
+                )
             else:
                 kernels.fused.bias_relu_pool_backward(
                     dout[n0:n1], out[n0:n1], am[n0:n1], dY4, db_partial[n0:n1]

@@ -40,6 +40,12 @@ def test_bias_relu_pool_kernels_match_reference(shape, pool, stride, dtype):
     dz = ref_backward(dout) * (z > 0)  # through the pool, then through ReLU
     np.testing.assert_allclose(dY, dz.transpose(1, 0, 2, 3), rtol=1e-6)
     np.testing.assert_allclose(db.sum(0), dz.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
+    if pool == stride == 2:
+        dY2 = np.full(shape, np.nan, dtype=dtype)
+        db2 = np.empty((N, F), dtype=dtype)
+        kernels.fused.bias_relu_pool2_backward(dout, out, argmax, dY2, db2)
+        np.testing.assert_array_equal(dY2, dY)
+        np.testing.assert_allclose(db2, db, rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

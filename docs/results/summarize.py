@@ -4,6 +4,7 @@
 
 Reads what examples/train_paper.py and train_xray.py leave in --out (history.csv and
 results.json) and prints the epoch table and the final metrics; nothing is typed by hand.
+For a run still in progress (only checkpoint.npz so far) it prints the epochs done.
 """
 
 import csv
@@ -11,11 +12,18 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 def main(run):
     run = Path(run)
-    history = list(csv.DictReader(open(run / "history.csv")))
-    results = json.loads((run / "results.json").read_text())
+    if not (run / "results.json").exists():  # still training: the checkpoint's history
+        with np.load(run / "checkpoint.npz", allow_pickle=False) as f:
+            history = json.loads(str(f["minicnn.json"]))["history"]
+        results = None
+    else:
+        history = list(csv.DictReader(open(run / "history.csv")))
+        results = json.loads((run / "results.json").read_text())
     print("| epoch | train loss | train acc | val loss | val acc | seconds |")
     print("| --- | --- | --- | --- | --- | --- |")
     for h in history:
@@ -24,6 +32,9 @@ def main(run):
             f"| {float(h['val_loss']):.3f} | {float(h['val_acc']):.1%} "
             f"| {float(h['seconds']):.0f} |"
         )
+    if results is None:
+        print(f"\n(in progress: {len(history)} epochs done)")
+        return
     m = results["metrics"]
     print(
         f"\nbest epoch {results['best_epoch']} of {results['epochs_run']}, evaluated on the "

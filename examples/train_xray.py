@@ -52,7 +52,14 @@ if __name__ == "__main__":
     add("--workers", type=int, help="image decoding processes (default: all cores)")
     add("--no-cache", action="store_true", help="do not cache decoded images on disk")
     add("--no-progress", action="store_true", help="no progress bars")
+    add(
+        "--threads",
+        type=int,
+        help="threads (default: all cores); resume with the same count for identical bits",
+    )
     args = parser.parse_args()
+    if args.threads:
+        minicnn.threads.set_num_threads(args.threads)
 
     # ------------------------------------------------------------------ data
     if args.download:

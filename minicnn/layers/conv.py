@@ -1,4 +1,4 @@
-"""Conv2D: 2-D convolution as im2col followed by one matrix multiply per image."""
+"""Conv2D: 2-D convolution as im2col followed by a matrix multiply."""
 
 import numpy as np
 

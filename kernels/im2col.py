@@ -96,12 +96,14 @@ def im2col_s1(x, kh, kw, pad, out_h, cols):
         for c in range(C):
             for h in range(H):
                 base = (h + pad) * Wp + pad
-                plane[base : base + W] = x[n, c, h]
+                for w in range(W):
+                    plane[base + w] = x[n, c, h, w]
             for i in range(kh):
                 for j in range(kw):
-                    row = (c * kh + i) * kw + j
                     start = i * Wp + j
-                    cols[row, n * L : (n + 1) * L] = plane[start : start + L]
+                    dst = cols[(c * kh + i) * kw + j]
+                    for q in range(L):  # a plain loop: faster than a slice copy here
+                        dst[n * L + q] = plane[start + q]
     return cols
 
 

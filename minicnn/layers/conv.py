@@ -153,7 +153,7 @@ class Conv2D(Layer):
     def matmul_backward(self, dY, input_grad=True):
         """Given dY (F, N*H'*W'), set W.grad and return dx (N, C, H, W) (bias not included).
 
-        Per chunk of images: cols = im2col(x chunk); dW += dY_chunk @ cols.T;
+        Per chunk of images: cols = im2col(x chunk); dW.T += cols @ dY_chunk.T;
         dx chunk = col2im(W2.T @ dY_chunk). Each thread sums its own dW; the partial sums
         are added in a fixed order, so a given thread count always gives the same bits.
         dY may also be a function fill(n0, n1, dY4) that writes each chunk's gradient into
@@ -169,7 +169,7 @@ class Conv2D(Layer):
         partial = {}
 
         def work(a, b):
-            dW = np.zeros(W2.shape, dtype=x.dtype)
+            dWT = np.zeros(W2.T.shape, dtype=x.dtype)  # (C*k*k, F)
             for n0 in range(a, b, per):
                 n1 = min(n0 + per, b)
                 cols, Wr = self._im2col(x[n0:n1], H_out, W_out)  # (C*k*k, n*H'*Wr)
@@ -180,7 +180,7 @@ class Conv2D(Layer):
                     dY(n0, n1, dY4[:, :, :, :W_out])
                 else:
                     dY4[:, :, :, :W_out] = dY[:, n0 * hw : n1 * hw].reshape(F, -1, H_out, W_out)
-                dW += dY_chunk @ cols.T  # (F, C*k*k)
+                dWT += cols @ dY_chunk.T  # dW.T: measured faster than dY @ cols.T
                 if input_grad:
                     dcols = threads.scratch("dcols", cols.shape, x.dtype)
                     np.matmul(W2.T, dY_chunk, out=dcols)  # (C*k*k, n*H'*Wr)
@@ -188,9 +188,9 @@ class Conv2D(Layer):
                         kernels.im2col.col2im_s1(dcols, k, k, H_out, p, dx[n0:n1])
                     else:
                         kernels.im2col.col2im(dcols, k, k, s, p, dx[n0:n1])
-            partial[a] = dW
+            partial[a] = dWT
 
         threads.parallel_for(work, N)
-        dW = sum(partial[a] for a in sorted(partial))
+        dW = sum(partial[a] for a in sorted(partial)).T  # (F, C*k*k)
         self.W.grad = dW.reshape(self.W.data.shape).astype(self.W.data.dtype, copy=False)
         return dx

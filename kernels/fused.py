@@ -1,23 +1,30 @@
 """Bias + ReLU (+ max pool) straight out of the convolution's matrix multiply.
 
-The convolution's product Y is (F, N, H, W): channel-major, as the matrix multiply gives it.
+The convolution's product Y is (F, N, H, Wr): channel-major, as the matrix multiply gives it,
+with rows Wr >= W wide, of which only the first W columns are the output (a stride-1
+convolution computes its rows at the padded width; see kernels/im2col.py: im2col_s1). Y is
+passed whole and contiguous, with W, rather than as the strided view Y[..., :W]: then
+LLVM knows each row is contiguous and vectorises the loops (measured up to 3x faster).
+
 These kernels add the bias, apply ReLU, pool, and write the result in NCHW, in one pass,
 instead of three passes and a transpose. They compute exactly what Conv2D, ReLU and
-MaxPool2D compute one after the other; tests/test_kernels.py checks that.
+MaxPool2D compute one after the other; tests/test_fused.py checks that. The backward
+kernels write all of dY (F, N, H, Wr), zeros in the unused columns.
 """
 
 from .jit import jit
 
 
 @jit
-def bias_relu_pool_forward(Y, b, pool, stride, out, argmax):
-    """out[n, f] = maxpool(relu(Y[f, n] + b[f])); argmax = flat h*W + w of each window's max.
+def bias_relu_pool_forward(Y, W, b, pool, stride, out, argmax):
+    """out[n, f] = maxpool(relu(Y[f, n, :, :W] + b[f])); argmax = flat h*W + w of each max.
 
-    Y: (F, N, H, W); b: (F,); out, argmax: (N, F, H_out, W_out). Ties go to the first max.
+    Y: (F, N, H, Wr); b: (F,); out, argmax: (N, F, H_out, W_out). Ties go to the first max.
     relu(max(v)) = max(relu(v)), so ReLU is applied once per window, after the max.
     """
-    F, N, H, W = Y.shape
+    F, N = Y.shape[0], Y.shape[1]
     out_h, out_w = out.shape[2], out.shape[3]
+    zero = out.dtype.type(0)  # a bare 0 would make the select float64
     for nf in range(N * F):
         n = nf // F
         f = nf % F
@@ -35,28 +42,29 @@ def bias_relu_pool_forward(Y, b, pool, stride, out, argmax):
                             best = v
                             best_i = (h0 + i) * W + w0 + j
                 best += bf
-                out[n, f, oh, ow] = best if best > 0 else 0
+                out[n, f, oh, ow] = best if best > 0 else zero
                 argmax[n, f, oh, ow] = best_i
     return out
 
 
 @jit
-def bias_relu_pool2_forward(Y, b, out, argmax):
+def bias_relu_pool2_forward(Y, W, b, out, argmax):
     """bias_relu_pool_forward for the common 2x2 window with stride 2, unrolled.
 
     Same result, ties included (the first maximum in reading order wins); the four values
     of a window are compared without a loop, which LLVM turns into selects: measured 2-3x
     faster than the general kernel.
     """
-    F, N, H, W = Y.shape
+    F, N = Y.shape[0], Y.shape[1]
     out_h, out_w = out.shape[2], out.shape[3]
+    zero = out.dtype.type(0)  # a bare 0 would make the select float64
     for n in range(N):
         for f in range(F):
             bf = b[f]
             for oh in range(out_h):
                 h0 = 2 * oh
-                top = Y[f, n, h0]
-                bottom = Y[f, n, h0 + 1]
+                top, bottom = Y[f, n, h0], Y[f, n, h0 + 1]
+                o, am = out[n, f, oh], argmax[n, f, oh]
                 for ow in range(out_w):
                     w0 = 2 * ow
                     a, c = top[w0], top[w0 + 1]
@@ -68,29 +76,30 @@ def bias_relu_pool2_forward(Y, b, out, argmax):
                     else:
                         best, k = bottom_max, (h0 + 1) * W + bottom_w
                     best += bf
-                    out[n, f, oh, ow] = best if best > 0 else 0
-                    argmax[n, f, oh, ow] = k
+                    o[ow] = best if best > 0 else zero
+                    am[ow] = k
     return out
 
 
 @jit
-def bias_relu_pool_backward(dout, out, argmax, dY, db_partial):
-    """dY (F, N, H, W) = gradient through pool and ReLU; db_partial (N, F) per-image sums.
+def bias_relu_pool_backward(dout, out, argmax, W, dY, db_partial):
+    """dY (F, N, H, Wr) = gradient through pool and ReLU; db_partial (N, F) per-image sums.
 
     dout, out, argmax: (N, F, H_out, W_out). Each (n, f) plane of dY is zeroed, then every
     dout whose pooled output was positive is added at its window's argmax (overlapping
     windows add up). Image n writes only dY[:, n]: slices of the batch can run on separate
     threads without a race.
     """
-    F, N, H, W = dY.shape
+    F, N, H, Wr = dY.shape
     out_h, out_w = dout.shape[2], dout.shape[3]
+    zero = dY.dtype.type(0)
     for nf in range(N * F):
         n = nf // F
         f = nf % F
         for h in range(H):
-            for w in range(W):
+            for w in range(Wr):
                 dY[f, n, h, w] = 0
-        acc = 0.0
+        acc = zero
         for oh in range(out_h):
             for ow in range(out_w):
                 if out[n, f, oh, ow] > 0:
@@ -103,68 +112,77 @@ def bias_relu_pool_backward(dout, out, argmax, dY, db_partial):
 
 
 @jit
-def bias_relu_pool2_backward(dout, out, argmax, dY, db_partial):
+def bias_relu_pool2_backward(dout, out, argmax, W, dY, db_partial):
     """bias_relu_pool_backward for 2x2 windows with stride 2, which do not overlap.
 
     Every element of dY lies in at most one window, so each window's four values are
     written directly (the gradient at its argmax, 0 elsewhere) with no zeroing pass; the
-    rows and columns that the floor rule dropped get 0. Measured about 2x faster.
+    rows and columns that the floor rule dropped (and columns >= W) get 0.
     """
-    F, N, H, W = dY.shape
+    F, N, H, Wr = dY.shape
     out_h, out_w = dout.shape[2], dout.shape[3]
+    zero = dY.dtype.type(0)
     for n in range(N):
         for f in range(F):
-            acc = 0.0
+            acc = zero
             for oh in range(out_h):
                 h0 = 2 * oh
-                top = dY[f, n, h0]
-                bottom = dY[f, n, h0 + 1]
+                top, bottom = dY[f, n, h0], dY[f, n, h0 + 1]
+                g_row, o_row, a_row = dout[n, f, oh], out[n, f, oh], argmax[n, f, oh]
+                base = h0 * W
                 for ow in range(out_w):
                     w0 = 2 * ow
-                    g = dout[n, f, oh, ow] if out[n, f, oh, ow] > 0 else 0
-                    k = argmax[n, f, oh, ow] - h0 * W - w0  # 0, 1, W or W + 1
-                    top[w0] = g if k == 0 else 0
-                    top[w0 + 1] = g if k == 1 else 0
-                    bottom[w0] = g if k == W else 0
-                    bottom[w0 + 1] = g if k == W + 1 else 0
+                    g = g_row[ow] if o_row[ow] > 0 else zero
+                    k = a_row[ow] - base - w0  # 0, 1, W or W + 1
+                    top[w0] = g if k == 0 else zero
+                    top[w0 + 1] = g if k == 1 else zero
+                    bottom[w0] = g if k == W else zero
+                    bottom[w0 + 1] = g if k == W + 1 else zero
                     acc += g
+                for w in range(2 * out_w, Wr):
+                    top[w] = 0
+                    bottom[w] = 0
             for h in range(2 * out_h, H):
-                for w in range(W):
-                    dY[f, n, h, w] = 0
-            for h in range(2 * out_h):
-                for w in range(2 * out_w, W):
+                for w in range(Wr):
                     dY[f, n, h, w] = 0
             db_partial[n, f] = acc
     return dY
 
 
 @jit
-def bias_relu_forward(Y, b, out):
-    """out[n, f] = relu(Y[f, n] + b[f]). Y: (F, N, H, W); out: (N, F, H, W)."""
-    F, N, H, W = Y.shape
-    for nf in range(N * F):
-        n = nf // F
-        f = nf % F
-        bf = b[f]
-        for h in range(H):
-            for w in range(W):
-                v = Y[f, n, h, w] + bf
-                out[n, f, h, w] = v if v > 0 else 0
+def bias_relu_forward(Y, W, b, out):
+    """out[n, f] = relu(Y[f, n, :, :W] + b[f]). Y: (F, N, H, Wr); out: (N, F, H, W)."""
+    F, N, H = Y.shape[0], Y.shape[1], Y.shape[2]
+    zero = out.dtype.type(0)
+    for n in range(N):
+        for f in range(F):
+            bf = b[f]
+            for h in range(H):
+                y, o = Y[f, n, h], out[n, f, h]
+                for w in range(W):
+                    v = y[w] + bf
+                    o[w] = v if v > 0 else zero
     return out
 
 
 @jit
-def bias_relu_backward(dout, out, dY, db_partial):
-    """dY[f, n] = dout[n, f] where out > 0, else 0; db_partial (N, F) per-image sums."""
-    F, N, H, W = dY.shape
-    for nf in range(N * F):
-        n = nf // F
-        f = nf % F
-        acc = 0.0
-        for h in range(H):
-            for w in range(W):
-                g = dout[n, f, h, w] if out[n, f, h, w] > 0 else 0
-                dY[f, n, h, w] = g
-                acc += g
-        db_partial[n, f] = acc
+def bias_relu_backward(dout, out, W, dY, db_partial):
+    """dY[f, n, :, :W] = dout[n, f] where out > 0, else 0 (and 0 in columns >= W).
+
+    db_partial (N, F): per-image sums of the gradient, the bias gradient's pieces.
+    """
+    F, N, H, Wr = dY.shape
+    zero = dY.dtype.type(0)
+    for n in range(N):
+        for f in range(F):
+            acc = zero
+            for h in range(H):
+                g_row, o_row, d = dout[n, f, h], out[n, f, h], dY[f, n, h]
+                for w in range(W):
+                    g = g_row[w] if o_row[w] > 0 else zero
+                    d[w] = g
+                    acc += g
+                for w in range(W, Wr):
+                    d[w] = 0
+            db_partial[n, f] = acc
     return dY

@@ -36,8 +36,8 @@ class ConvBlock:
             out = np.empty((N, F, H, W), dtype=x.dtype)
             self._argmax = None
 
-            def epilogue(n0, n1, Y4):  # Y4: (F, n1-n0, H, W), this chunk's conv product
-                kernels.fused.bias_relu_forward(Y4, b, out[n0:n1])
+            def epilogue(n0, n1, Y4, W):  # Y4: (F, n1-n0, H, Wr >= W), this chunk's product
+                kernels.fused.bias_relu_forward(Y4, W, b, out[n0:n1])
 
         else:
             _, H_out, W_out = pool.output_shape((F, H, W))
@@ -45,11 +45,11 @@ class ConvBlock:
             self._argmax = am = np.empty(out.shape, dtype=np.int32)
             k, s = pool.pool_size, pool.stride
 
-            def epilogue(n0, n1, Y4):
+            def epilogue(n0, n1, Y4, W):
                 if k == s == 2:  # the paper's pooling: an unrolled kernel, same result
-                    kernels.fused.bias_relu_pool2_forward(Y4, b, out[n0:n1], am[n0:n1])
+                    kernels.fused.bias_relu_pool2_forward(Y4, W, b, out[n0:n1], am[n0:n1])
                 else:
-                    kernels.fused.bias_relu_pool_forward(Y4, b, k, s, out[n0:n1], am[n0:n1])
+                    kernels.fused.bias_relu_pool_forward(Y4, W, b, k, s, out[n0:n1], am[n0:n1])
 
         conv.matmul_forward(x, epilogue)  # each chunk of images goes through epilogue
         self._out = out
@@ -63,17 +63,14 @@ class ConvBlock:
         out, am = self._out, self._argmax
         db_partial = np.empty((N, F), dtype=dout.dtype)
 
-        def dY(n0, n1, dY4):  # this chunk's gradient of the conv product, (F, n1-n0, H, W)
+        def dY(n0, n1, dY4, W):  # this chunk's gradient of the conv product, (F, n1-n0, H, Wr)
+            g, o, db = dout[n0:n1], out[n0:n1], db_partial[n0:n1]
             if self.pool is None:
-                kernels.fused.bias_relu_backward(dout[n0:n1], out[n0:n1], dY4, db_partial[n0:n1])
+                kernels.fused.bias_relu_backward(g, o, W, dY4, db)
             elif self.pool.pool_size == self.pool.stride == 2:
-                kernels.fused.bias_relu_pool2_backward(
-                    dout[n0:n1], out[n0:n1], am[n0:n1], dY4, db_partial[n0:n1]
-                )
+                kernels.fused.bias_relu_pool2_backward(g, o, am[n0:n1], W, dY4, db)
             else:
-                kernels.fused.bias_relu_pool_backward(
-                    dout[n0:n1], out[n0:n1], am[n0:n1], dY4, db_partial[n0:n1]
-                )
+                kernels.fused.bias_relu_pool_backward(g, o, am[n0:n1], W, dY4, db)
 
         dx = conv.matmul_backward(dY, input_grad)
         conv.b.grad = db_partial.sum(axis=0).astype(conv.b.data.dtype, copy=False)

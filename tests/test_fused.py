@@ -1,6 +1,7 @@
 """The fused Conv2D -> ReLU [-> MaxPool2D] path computes what the layers compute one by one."""
 
 import naive
+import numba
 import numpy as np
 import pytest
 
@@ -8,7 +9,16 @@ import minicnn
 from minicnn import kernels
 
 
+def padded(Y, extra, fill):
+    """Y (F, N, H, W) inside a contiguous (F, N, H, W + extra) array, the rest set to fill."""
+    F, N, H, W = Y.shape
+    Yr = np.full((F, N, H, W + extra), fill, dtype=Y.dtype)
+    Yr[..., :W] = Y
+    return Yr
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("extra", [0, 2])  # rows as wide as the output, or padded (stride 1)
 @pytest.mark.parametrize(
     "shape, pool, stride",
     [
@@ -17,51 +27,55 @@ from minicnn import kernels
         ((2, 3, 9, 8), 3, 2),  # overlapping windows
     ],
 )
-def test_bias_relu_pool_kernels_match_reference(shape, pool, stride, dtype):
+def test_bias_relu_pool_kernels_match_reference(shape, pool, stride, dtype, extra):
     F, N, H, W = shape
     rng = np.random.default_rng(0)
     Y = (rng.permutation(F * N * H * W).reshape(shape) - F * N * H * W / 2).astype(dtype)
+    Yr = padded(Y, extra, 1e6)  # the unused columns must not win a window
     b = rng.standard_normal(F).astype(dtype)
     z = np.maximum(Y.transpose(1, 0, 2, 3) + b[:, None, None], 0)  # (N, F, H, W)
     ref_out, ref_backward = naive.maxpool(z, pool, stride)
     out = np.empty(ref_out.shape, dtype=dtype)
     argmax = np.empty(out.shape, dtype=np.int32)
-    kernels.fused.bias_relu_pool_forward(Y, b, pool, stride, out, argmax)
+    kernels.fused.bias_relu_pool_forward(Yr, W, b, pool, stride, out, argmax)
     np.testing.assert_array_equal(out, ref_out.astype(dtype))
     if pool == stride == 2:
         out2, argmax2 = np.empty_like(out), np.empty_like(argmax)
-        kernels.fused.bias_relu_pool2_forward(Y, b, out2, argmax2)
+        kernels.fused.bias_relu_pool2_forward(Yr, W, b, out2, argmax2)
         np.testing.assert_array_equal(out2, out)
         np.testing.assert_array_equal(argmax2, argmax)
     dout = rng.standard_normal(out.shape).astype(dtype)
-    dY = np.full(shape, np.nan, dtype=dtype)
-    db = np.empty((N, F), dtype=dtype)
-    kernels.fused.bias_relu_pool_backward(dout, out, argmax, dY, db)
     dz = ref_backward(dout) * (z > 0)  # through the pool, then through ReLU
-    np.testing.assert_allclose(dY, dz.transpose(1, 0, 2, 3), rtol=1e-6)
+    expected = padded(dz.transpose(1, 0, 2, 3), extra, 0)  # zeros in the unused columns
+    dY = np.full(Yr.shape, np.nan, dtype=dtype)
+    db = np.empty((N, F), dtype=dtype)
+    kernels.fused.bias_relu_pool_backward(dout, out, argmax, W, dY, db)
+    np.testing.assert_allclose(dY, expected, rtol=1e-6)
     np.testing.assert_allclose(db.sum(0), dz.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
     if pool == stride == 2:
-        dY2 = np.full(shape, np.nan, dtype=dtype)
+        dY2 = np.full(Yr.shape, np.nan, dtype=dtype)
         db2 = np.empty((N, F), dtype=dtype)
-        kernels.fused.bias_relu_pool2_backward(dout, out, argmax, dY2, db2)
+        kernels.fused.bias_relu_pool2_backward(dout, out, argmax, W, dY2, db2)
         np.testing.assert_array_equal(dY2, dY)
         np.testing.assert_allclose(db2, db, rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bias_relu_kernels_match_reference(dtype):
+@pytest.mark.parametrize("extra", [0, 3])
+def test_bias_relu_kernels_match_reference(dtype, extra):
     rng = np.random.default_rng(1)
     Y = rng.standard_normal((3, 2, 5, 4)).astype(dtype)
     b = rng.standard_normal(3).astype(dtype)
     z = Y.transpose(1, 0, 2, 3) + b[:, None, None]
     out = np.empty(z.shape, dtype=dtype)
-    kernels.fused.bias_relu_forward(Y, b, out)
+    kernels.fused.bias_relu_forward(padded(Y, extra, np.nan), 4, b, out)
     np.testing.assert_array_equal(out, np.maximum(z, 0))
     dout = rng.standard_normal(z.shape).astype(dtype)
-    dY = np.empty_like(Y)
+    dY = np.full((3, 2, 5, 4 + extra), np.nan, dtype=dtype)
     db = np.empty((2, 3), dtype=dtype)
-    kernels.fused.bias_relu_backward(dout, out, dY, db)
-    np.testing.assert_array_equal(dY, (dout * (z > 0)).transpose(1, 0, 2, 3))
+    kernels.fused.bias_relu_backward(dout, out, 4, dY, db)
+    expected = padded((dout * (z > 0)).transpose(1, 0, 2, 3), extra, 0)
+    np.testing.assert_array_equal(dY, expected)
     np.testing.assert_allclose(db.sum(0), (dout * (z > 0)).sum(axis=(0, 2, 3)), rtol=1e-5)
 
 
@@ -70,9 +84,34 @@ def test_pool_kernels_pick_the_first_of_tied_maxima(kernel):
     Y = np.zeros((1, 1, 2, 2))
     Y[0, 0] = [[1.0, 3.0], [3.0, 3.0]]
     out, argmax = np.empty((1, 1, 1, 1)), np.empty((1, 1, 1, 1), np.int32)
-    args = (Y, np.zeros(1), 2, 2) if kernel == "bias_relu_pool_forward" else (Y, np.zeros(1))
+    args = (Y, 2, np.zeros(1), 2, 2) if kernel == "bias_relu_pool_forward" else (Y, 2, np.zeros(1))
     getattr(kernels.fused, kernel)(*args, out, argmax)
     assert out[0, 0, 0, 0] == 3.0 and argmax[0, 0, 0, 0] == 1  # (0, 1), not (1, 0) or (1, 1)
+
+
+def test_fused_kernels_do_no_float64_arithmetic_on_float32():
+    """No silent upcast (a bare 0 in a select makes it float64): no fpext in the float32 code."""
+    f32 = np.float32
+    Y, b = np.ones((2, 1, 4, 6), f32), np.zeros(2, f32)
+    out, am, db = (
+        np.empty((1, 2, 2, 2), f32),
+        np.empty((1, 2, 2, 2), np.int32),
+        np.empty((1, 2), f32),
+    )
+    calls = {
+        "bias_relu_pool2_forward": (Y, 4, b, out, am),
+        "bias_relu_pool2_backward": (out, out, am, 4, Y, db),
+        "bias_relu_pool_forward": (Y, 4, b, 2, 2, out, am),
+        "bias_relu_pool_backward": (out, out, am, 4, Y, db),
+        "bias_relu_forward": (Y, 4, b, np.empty((1, 2, 4, 4), f32)),
+        "bias_relu_backward": (np.ones((1, 2, 4, 4), f32), np.ones((1, 2, 4, 4), f32), 4, Y, db),
+    }
+    for name, args in calls.items():
+        # compiled afresh: the LLVM IR of code loaded from Numba's cache cannot be inspected
+        kernel = numba.njit(nogil=True)(getattr(kernels.fused, name).py_func)
+        kernel(*args)
+        ir = kernel.inspect_llvm(kernel.signatures[0])
+        assert "fpext" not in ir and " double " not in ir, name
 
 
 def test_conv2d_matches_direct_convolution():

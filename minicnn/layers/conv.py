@@ -121,8 +121,9 @@ class Conv2D(Layer):
         The batch is done a few images at a time: im2col of the chunk into a small per-thread
         buffer that stays in cache, then its columns of Y. Nothing but x is kept for
         backward, which rebuilds each chunk's cols the same way. With epilogue, Y is never
-        made whole: epilogue(n0, n1, Y4) consumes each chunk's product Y4 (F, n1-n0, H', W')
-        (a view, maybe strided) while it is in cache, and None is returned (fused.py).
+        made whole: epilogue(n0, n1, Y4, W') consumes each chunk's product while it is in
+        cache, and None is returned (fused.py). Y4 (F, n1-n0, H', Wr) is contiguous, Wr >= W'
+        wide; its first W' columns are the output (see _im2col).
         """
         expect_ndim(self, x, 4, "a batch (N, C, H, W)")
         N, C, H, W = x.shape
@@ -136,8 +137,8 @@ class Conv2D(Layer):
         if epilogue is None:
             Y = np.empty((F, N * hw), dtype=x.dtype)
 
-            def epilogue(n0, n1, Y4):
-                Y[:, n0 * hw : n1 * hw].reshape(F, n1 - n0, H_out, W_out)[...] = Y4
+            def epilogue(n0, n1, Y4, W_out):
+                Y[:, n0 * hw : n1 * hw].reshape(F, n1 - n0, H_out, W_out)[...] = Y4[..., :W_out]
 
         def work(a, b):  # images a..b-1 only: their columns of Y, their rows of out
             for n0 in range(a, b, per):
@@ -145,7 +146,7 @@ class Conv2D(Layer):
                 cols, Wr = self._im2col(x[n0:n1], H_out, W_out)  # (C*k*k, n*H'*Wr)
                 Y_chunk = threads.scratch("Y", (F, cols.shape[1]), x.dtype)
                 np.matmul(W2, cols, out=Y_chunk)  # (F, n*H'*Wr)
-                epilogue(n0, n1, Y_chunk.reshape(F, n1 - n0, H_out, Wr)[:, :, :, :W_out])
+                epilogue(n0, n1, Y_chunk.reshape(F, n1 - n0, H_out, Wr), W_out)
 
         threads.parallel_for(work, N)
         return Y
@@ -156,8 +157,9 @@ class Conv2D(Layer):
         Per chunk of images: cols = im2col(x chunk); dW.T += cols @ dY_chunk.T;
         dx chunk = col2im(W2.T @ dY_chunk). Each thread sums its own dW; the partial sums
         are added in a fixed order, so a given thread count always gives the same bits.
-        dY may also be a function fill(n0, n1, dY4) that writes each chunk's gradient into
-        the view dY4 (F, n1-n0, H', W') on demand (fused.py).
+        dY may also be a function fill(n0, n1, dY4, W') that writes each chunk's gradient on
+        demand (fused.py) into dY4 (F, n1-n0, H', Wr), contiguous: the gradient in its first
+        W' columns, zeros in the rest.
         """
         x = self._x
         N, C, H, W = x.shape
@@ -175,11 +177,11 @@ class Conv2D(Layer):
                 cols, Wr = self._im2col(x[n0:n1], H_out, W_out)  # (C*k*k, n*H'*Wr)
                 dY_chunk = threads.scratch("dY", (F, cols.shape[1]), x.dtype)
                 dY4 = dY_chunk.reshape(F, n1 - n0, H_out, Wr)
-                dY4[:, :, :, W_out:] = 0  # the unused columns of the stride-1 layout
                 if callable(dY):
-                    dY(n0, n1, dY4[:, :, :, :W_out])
+                    dY(n0, n1, dY4, W_out)
                 else:
-                    dY4[:, :, :, :W_out] = dY[:, n0 * hw : n1 * hw].reshape(F, -1, H_out, W_out)
+                    dY4[..., W_out:] = 0  # the unused columns of the stride-1 layout
+                    dY4[..., :W_out] = dY[:, n0 * hw : n1 * hw].reshape(F, -1, H_out, W_out)
                 dWT += cols @ dY_chunk.T  # dW.T: measured faster than dY @ cols.T
                 if input_grad:
                     dcols = threads.scratch("dcols", cols.shape, x.dtype)

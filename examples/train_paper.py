@@ -99,10 +99,12 @@ if __name__ == "__main__":
     test, test_name = (ds.test, "test") if ds.test is not None and len(ds.test) else (val, "val")
     K = ds.num_classes
     mean, std = minicnn.data.channel_stats(ds.train)  # per channel, from the training split
+    final = (
+        f" / {len(test)} test" if test_name == "test" else " (no test split: final figures on val)"
+    )
     print(
-        f"data: {len(ds.train)} train / {len(val) if val else 0} val / "
-        f"{len(test) if test else 0} {test_name} images, {K} classes, "
-        f"{ds.image_shape} each"
+        f"data: {len(ds.train)} train / {len(val) if val else 0} val{final} images, "
+        f"{K} classes, {ds.image_shape} each"
     )
 
     out = args.out or os.path.join("runs", f"{args.preset}-{name}")

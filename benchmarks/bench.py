@@ -350,6 +350,24 @@ def run_worker(extra, threads):
     return json.loads(out.stdout)
 
 
+def cpu_features():
+    """The vector instruction sets that decide the speed of a float32 matrix multiply."""
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "unknown"
+    return " ".join(f for f in ("avx2", "fma", "avx512f", "amx_tile") if f in flags)
+
+
+def cache_size(level):
+    """Size of the level-2 or level-3 cache of cpu0, as Linux reports it ("2048K")."""
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    for index in sorted(base.glob("index*")) if base.exists() else []:
+        if (index / "level").read_text().strip() == str(level):
+            return (index / "size").read_text().strip()
+    return "unknown"
+
+
 def machine():
     cpu = "unknown"
     try:
@@ -364,6 +382,9 @@ def machine():
 
     return {
         "cpu": cpu,
+        "isa": cpu_features(),
+        "l2_per_core": cache_size(2),
+        "l3": cache_size(3),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": numpy.__version__,

@@ -1,10 +1,13 @@
 """Command line: `python -m minicnn predict MODEL IMAGE...` and `python -m minicnn summary MODEL`.
 
 python -m minicnn predict runs/paper-synthetic/model.npz cat.jpg dog.png --top-k 3
+python -m minicnn predict runs/paper-synthetic/model.npz photos/ --csv predictions.csv
 python -m minicnn summary runs/paper-synthetic/model.npz
 """
 
 import argparse
+import csv
+import os
 import sys
 
 import numpy as np
@@ -16,29 +19,79 @@ def _load_model(path):
     return load(path)
 
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+
+
+def image_paths(items):
+    """Files as given, folders expanded to the image files inside them (recursive, sorted)."""
+    paths = []
+    for item in items:
+        if os.path.isdir(item):
+            found = sorted(
+                os.path.join(root, name)
+                for root, _, names in os.walk(item)
+                for name in names
+                if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+            )
+            if not found:
+                print(f"warning: no image files in folder {item}", file=sys.stderr)
+            paths += found
+        else:
+            paths.append(item)
+    return paths
+
+
 def predict(args):
+    """Print the top classes of each image; unreadable images are skipped and reported.
+
+    Exit code 0 when every image was read, 1 when some were skipped (or none was read).
+    """
     from .data import load_image
 
     model = _load_model(args.model)
     C, S, _ = model.input_shape
     names = model.class_names
-    images = []
-    for path in args.images:
-        try:
-            images.append(load_image(path, S, C))  # the training preprocessing: mode, size
-        except FileNotFoundError as e:
-            raise SystemExit(f"error: {e}") from None
-        except OSError as e:  # Pillow: not an image it can decode
-            raise SystemExit(f"error: cannot read image {path}: {e}") from None
-    probs = model.predict_proba(np.stack(images))  # (N, K), uint8 in: normalised as trained
-    k = max(1, min(args.top_k, probs.shape[1]))
-    for path, p in zip(args.images, probs):
-        top = np.argsort(-p, kind="stable")[:k]
-        print(path)
-        for rank, c in enumerate(top, start=1):
-            label = names[c] if names is not None and c < len(names) else f"class {c}"
-            print(f"  {rank}. {label:<30} {p[c]:7.2%}")
-    return 0
+    paths = image_paths(args.images)
+    writer = None
+    if args.csv:
+        out = open(args.csv, "w", newline="")
+        writer = csv.writer(out)
+        writer.writerow(["image", "rank", "class", "probability"])
+    skipped = []
+    for start in range(0, len(paths), 256):  # a batch at a time: any number of images
+        batch, images = [], []
+        for path in paths[start : start + 256]:
+            try:
+                images.append(load_image(path, S, C))  # the training preprocessing
+                batch.append(path)
+            except FileNotFoundError as e:
+                skipped.append((path, str(e)))
+            except (OSError, ValueError, SyntaxError) as e:  # Pillow: cannot decode it
+                skipped.append((path, f"cannot read image {path}: {e}"))
+        if not images:
+            continue
+        probs = model.predict_proba(np.stack(images))  # (N, K), normalised as trained
+        k = max(1, min(args.top_k, probs.shape[1]))
+        for path, p in zip(batch, probs):
+            top = np.argsort(-p, kind="stable")[:k]
+            print(path)
+            for rank, c in enumerate(top, start=1):
+                label = names[c] if names is not None and c < len(names) else f"class {c}"
+                print(f"  {rank}. {label:<30} {p[c]:7.2%}")
+                if writer is not None:
+                    writer.writerow([path, rank, label, f"{p[c]:.6f}"])
+    if writer is not None:
+        out.close()
+        print(f"wrote {args.csv}")
+    for _, message in skipped:
+        print(f"skipped: {message}", file=sys.stderr)
+    if skipped:
+        read = len(paths) - len(skipped)
+        print(f"error: {len(skipped)} of {len(paths)} images could not be read ({read} done)",
+              file=sys.stderr)  # fmt: skip
+    elif not paths:
+        print("error: no images given", file=sys.stderr)
+    return 1 if skipped or not paths else 0
 
 
 def summary(args):
@@ -68,8 +121,11 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = commands.add_parser("predict", help="print the most probable classes of images")
     p.add_argument("model", metavar="MODEL", help="model file, e.g. runs/paper-x/model.npz")
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (any size or mode)")
+    p.add_argument(
+        "images", metavar="IMAGE", nargs="+", help="image files (any size or mode) or folders"
+    )
     p.add_argument("--top-k", type=int, default=5, help="classes to show per image (5)")
+    p.add_argument("--csv", metavar="FILE", help="also write image, rank, class, probability")
     p.set_defaults(run=predict)
     s = commands.add_parser("summary", help="print the layer table and what the model expects")
     s.add_argument("model", metavar="MODEL")

@@ -85,3 +85,25 @@ def test_errors_are_one_clear_line(trained, tmp_path):
     result = run("predict", path, tmp_path / "nope.png")
     assert result.returncode != 0 and "image file not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_predict_a_folder_skips_and_reports_unreadable_images(trained, tmp_path):
+    path, picks = trained
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.open(picks[0][0]).save(folder / "a.png")
+    Image.open(picks[1][0]).save(folder / "sub" / "b.jpg", quality=95)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / "notes.txt").write_text("not an image, not even tried")
+    table = tmp_path / "out.csv"
+    result = run("predict", path, folder, "--top-k", "1", "--csv", table)
+    assert result.returncode == 1  # one image could not be read: said, but nothing lost
+    assert "broken.png" in result.stderr and "1 of 3 images could not be read" in result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == str(folder / "a.png") and lines[1].split()[:2] == ["1.", picks[0][1]]
+    assert lines[2] == str(folder / "sub" / "b.jpg") and lines[3].split()[1] == picks[1][1]
+    rows = table.read_text().splitlines()
+    assert rows[0] == "image,rank,class,probability"
+    assert rows[1].startswith(f"{folder / 'a.png'},1,{picks[0][1]},")
+    assert len(rows) == 3

@@ -20,7 +20,8 @@ def bias_relu_pool_forward(Y, W, b, pool, stride, out, argmax):
     """out[n, f] = maxpool(relu(Y[f, n, :, :W] + b[f])); argmax = flat h*W + w of each max.
 
     Y: (F, N, H, Wr); b: (F,); out, argmax: (N, F, H_out, W_out). Ties go to the first max.
-    relu(max(v)) = max(relu(v)), so ReLU is applied once per window, after the max.
+    The bias is added before comparing, so the values compared are the ones MaxPool2D sees
+    (rounding and all), and relu(max(v)) = max(relu(v)) lets ReLU come once, after the max.
     """
     F, N = Y.shape[0], Y.shape[1]
     out_h, out_w = out.shape[2], out.shape[3]
@@ -33,15 +34,14 @@ def bias_relu_pool_forward(Y, W, b, pool, stride, out, argmax):
             for ow in range(out_w):
                 h0 = oh * stride
                 w0 = ow * stride
-                best = Y[f, n, h0, w0]
+                best = Y[f, n, h0, w0] + bf
                 best_i = h0 * W + w0
                 for i in range(pool):
                     for j in range(pool):
-                        v = Y[f, n, h0 + i, w0 + j]
+                        v = Y[f, n, h0 + i, w0 + j] + bf
                         if v > best:
                             best = v
                             best_i = (h0 + i) * W + w0 + j
-                best += bf
                 out[n, f, oh, ow] = best if best > 0 else zero
                 argmax[n, f, oh, ow] = best_i
     return out
@@ -67,15 +67,14 @@ def bias_relu_pool2_forward(Y, W, b, out, argmax):
                 o, am = out[n, f, oh], argmax[n, f, oh]
                 for ow in range(out_w):
                     w0 = 2 * ow
-                    a, c = top[w0], top[w0 + 1]
-                    d, e = bottom[w0], bottom[w0 + 1]
+                    a, c = top[w0] + bf, top[w0 + 1] + bf
+                    d, e = bottom[w0] + bf, bottom[w0 + 1] + bf
                     top_max, top_w = (a, w0) if a >= c else (c, w0 + 1)
                     bottom_max, bottom_w = (d, w0) if d >= e else (e, w0 + 1)
                     if top_max >= bottom_max:
                         best, k = top_max, h0 * W + top_w
                     else:
                         best, k = bottom_max, (h0 + 1) * W + bottom_w
-                    best += bf
                     o[ow] = best if best > 0 else zero
                     am[ow] = k
     return out

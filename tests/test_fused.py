@@ -89,6 +89,21 @@ def test_pool_kernels_pick_the_first_of_tied_maxima(kernel):
     assert out[0, 0, 0, 0] == 3.0 and argmax[0, 0, 0, 0] == 1  # (0, 1), not (1, 0) or (1, 1)
 
 
+@pytest.mark.parametrize("kernel", ["bias_relu_pool_forward", "bias_relu_pool2_forward"])
+def test_pool_kernels_compare_after_the_bias_like_the_layers_do(kernel):
+    """0.5 + 2**24 and 1.0 + 2**24 round to the same float32: a tie, as MaxPool2D sees it."""
+    Y = np.array([[[[0.5, 1.0], [0.0, 0.0]]]], np.float32)
+    b = np.array([2.0**24], np.float32)
+    out, argmax = np.empty((1, 1, 1, 1), np.float32), np.empty((1, 1, 1, 1), np.int32)
+    args = (Y, 2, b, 2, 2) if kernel == "bias_relu_pool_forward" else (Y, 2, b)
+    getattr(kernels.fused, kernel)(*args, out, argmax)
+    pool = minicnn.MaxPool2D(2)
+    expected = pool.forward(np.maximum(Y + b[:, None, None], 0))
+    dx = pool.backward(np.ones_like(expected))
+    assert out[0, 0, 0, 0] == expected[0, 0, 0, 0]
+    assert argmax[0, 0, 0, 0] == np.flatnonzero(dx[0, 0]) == 0  # the first of the tied pair
+
+
 def test_fused_kernels_do_no_float64_arithmetic_on_float32():
     """No silent upcast (a bare 0 in a select makes it float64): no fpext in the float32 code."""
     f32 = np.float32

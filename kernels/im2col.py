@@ -1,9 +1,11 @@
-"""im2col / col2im: turn convolution into one matrix multiply for the whole batch.
+"""im2col / col2im: turn a convolution into a matrix multiply.
 
-Layout: x is (N, C, H, W); cols is (C*KH*KW, N*H_out*W_out), so that
-`Y = W.reshape(F, C*KH*KW) @ cols` is one large matrix multiply giving (F, N*H_out*W_out).
+Layout: x is (N, C, H, W) (Conv2D passes a chunk of a few images at a time, so that cols
+stays in cache); cols is (C*KH*KW, N*H_out*W_out), so that
+`Y = W.reshape(F, C*KH*KW) @ cols` is one matrix multiply giving (F, N*H_out*W_out).
 Row index of cols: c*KH*KW + i*KW + j (the same order as W.reshape(F, -1)).
 Column index: n*H_out*W_out + oh*W_out + ow. Zero padding is applied on the fly.
+The stride-1 variants below use rows Wp = W + 2*pad wide instead of W_out (see there).
 """
 
 import numpy as np
@@ -108,7 +110,7 @@ def im2col_s1(x, kh, kw, pad, out_h, cols):
 
 
 @jit
-def col2im_s1(dcols, kh, kw, out_h, pad, dx):
+def col2im_s1(dcols, kh, kw, pad, out_h, dx):
     """dx (N, C, H, W) = the sum of the shifted rows of dcols (C*kh*kw, N*out_h*Wp), cropped.
 
     The adjoint of im2col_s1: each row is added back where it was copied from,

@@ -10,6 +10,11 @@ from .jit import jit
 
 @jit
 def maxpool_forward(x, pool, stride, out, argmax):
+    """out[n, c, oh, ow] = max of x[n, c] over the window at (oh*stride, ow*stride).
+
+    x: (N, C, H, W); out, argmax: (N, C, H_out, W_out); argmax gets the flat h*W + w of
+    each window's maximum (the first one on ties). Returns out.
+    """
     N, C, H, W = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
     for nc in range(N * C):

@@ -6,6 +6,7 @@ python -m minicnn summary runs/paper-synthetic/model.npz
 """
 
 import argparse
+import contextlib
 import csv
 import os
 import sys
@@ -19,11 +20,10 @@ def _load_model(path):
     return load(path)
 
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
-
-
 def image_paths(items):
     """Files as given, folders expanded to the image files inside them (recursive, sorted)."""
+    from .data.images import is_image_name  # the extensions the training loader reads
+
     paths = []
     for item in items:
         if os.path.isdir(item):
@@ -31,7 +31,7 @@ def image_paths(items):
                 os.path.join(root, name)
                 for root, _, names in os.walk(item)
                 for name in names
-                if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+                if is_image_name(name)
             )
             if not found:
                 print(f"warning: no image files in folder {item}", file=sys.stderr)
@@ -52,36 +52,34 @@ def predict(args):
     C, S, _ = model.input_shape
     names = model.class_names
     paths = image_paths(args.images)
-    writer = None
-    if args.csv:
-        out = open(args.csv, "w", newline="")
-        writer = csv.writer(out)
-        writer.writerow(["image", "rank", "class", "probability"])
     skipped = []
-    for start in range(0, len(paths), 256):  # a batch at a time: any number of images
-        batch, images = [], []
-        for path in paths[start : start + 256]:
-            try:
-                images.append(load_image(path, S, C))  # the training preprocessing
-                batch.append(path)
-            except FileNotFoundError as e:
-                skipped.append((path, str(e)))
-            except (OSError, ValueError, SyntaxError) as e:  # Pillow: cannot decode it
-                skipped.append((path, f"cannot read image {path}: {e}"))
-        if not images:
-            continue
-        probs = model.predict_proba(np.stack(images))  # (N, K), normalised as trained
-        k = max(1, min(args.top_k, probs.shape[1]))
-        for path, p in zip(batch, probs):
-            top = np.argsort(-p, kind="stable")[:k]
-            print(path)
-            for rank, c in enumerate(top, start=1):
-                label = names[c] if names is not None and c < len(names) else f"class {c}"
-                print(f"  {rank}. {label:<30} {p[c]:7.2%}")
-                if writer is not None:
-                    writer.writerow([path, rank, label, f"{p[c]:.6f}"])
-    if writer is not None:
-        out.close()
+    with open(args.csv, "w", newline="") if args.csv else contextlib.nullcontext() as out:
+        writer = csv.writer(out) if args.csv else None
+        if writer is not None:
+            writer.writerow(["image", "rank", "class", "probability"])
+        for start in range(0, len(paths), 256):  # a batch at a time: any number of images
+            batch, images = [], []
+            for path in paths[start : start + 256]:
+                try:
+                    images.append(load_image(path, S, C))  # the training preprocessing
+                    batch.append(path)
+                except FileNotFoundError as e:
+                    skipped.append((path, str(e)))
+                except (OSError, ValueError, SyntaxError) as e:  # Pillow: cannot decode it
+                    skipped.append((path, f"cannot read image {path}: {e}"))
+            if not images:
+                continue
+            probs = model.predict_proba(np.stack(images))  # (N, K), normalised as trained
+            k = max(1, min(args.top_k, probs.shape[1]))
+            for path, p in zip(batch, probs):
+                top = np.argsort(-p, kind="stable")[:k]
+                print(path)
+                for rank, c in enumerate(top, start=1):
+                    label = names[c] if names is not None and c < len(names) else f"class {c}"
+                    print(f"  {rank}. {label:<30} {p[c]:7.2%}")
+                    if writer is not None:
+                        writer.writerow([path, rank, label, f"{p[c]:.6f}"])
+    if args.csv:
         print(f"wrote {args.csv}")
     for _, message in skipped:
         print(f"skipped: {message}", file=sys.stderr)

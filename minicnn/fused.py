@@ -14,6 +14,7 @@ import numpy as np
 
 from ._kernels import kernels
 from .layers import Conv2D, MaxPool2D, ReLU
+from .layers.base import ShapeError, expect_ndim
 
 
 class ConvBlock:
@@ -26,30 +27,44 @@ class ConvBlock:
         self.conv, self.relu, self.pool = conv, relu, pool
         self.layers = [conv, relu] + ([pool] if pool is not None else [])
 
+    def parameters(self):
+        return self.conv.parameters()
+
+    def output_shapes(self, input_shape):
+        """Each layer's output shape; a ShapeError carries .offset, the failing layer's place."""
+        shapes = [tuple(input_shape)]
+        for offset, layer in enumerate(self.layers):
+            try:
+                shapes.append(tuple(layer.output_shape(shapes[-1])))
+            except ShapeError as e:
+                e.offset = offset
+                raise
+        return shapes[1:]
+
     def forward(self, x, training=False):
         conv, pool = self.conv, self.pool
-        F = conv.out_channels
+        expect_ndim(conv, x, 4, "a batch (N, C, H, W)")
+        shapes = self.output_shapes(x.shape[1:])
+        F, H, W = shapes[0]
         N = len(x)
-        _, H, W = conv.output_shape(x.shape[1:])
+        out = np.empty((N, *shapes[-1]), dtype=x.dtype)
         b = conv.b.data.astype(x.dtype, copy=False)
         if pool is None:
-            out = np.empty((N, F, H, W), dtype=x.dtype)
             self._argmax = None
 
-            def epilogue(n0, n1, Y4, W):  # Y4: (F, n1-n0, H, Wr >= W), this chunk's product
-                kernels.fused.bias_relu_forward(Y4, W, b, out[n0:n1])
+            def epilogue(n0, n1, Y4, W_out):  # Y4 (F, n1-n0, H, Wr >= W_out): chunk's product
+                kernels.fused.bias_relu_forward(Y4, W_out, b, out[n0:n1])
 
         else:
-            _, H_out, W_out = pool.output_shape((F, H, W))
-            out = np.empty((N, F, H_out, W_out), dtype=x.dtype)
             self._argmax = am = np.empty(out.shape, dtype=np.int32)
             k, s = pool.pool_size, pool.stride
 
-            def epilogue(n0, n1, Y4, W):
+            def epilogue(n0, n1, Y4, W_out):
+                o, a = out[n0:n1], am[n0:n1]
                 if k == s == 2:  # the paper's pooling: an unrolled kernel, same result
-                    kernels.fused.bias_relu_pool2_forward(Y4, W, b, out[n0:n1], am[n0:n1])
+                    kernels.fused.bias_relu_pool2_forward(Y4, W_out, b, o, a)
                 else:
-                    kernels.fused.bias_relu_pool_forward(Y4, W, b, k, s, out[n0:n1], am[n0:n1])
+                    kernels.fused.bias_relu_pool_forward(Y4, W_out, b, k, s, o, a)
 
         conv.matmul_forward(x, epilogue)  # each chunk of images goes through epilogue
         self._out = out
@@ -63,14 +78,14 @@ class ConvBlock:
         out, am = self._out, self._argmax
         db_partial = np.empty((N, F), dtype=dout.dtype)
 
-        def dY(n0, n1, dY4, W):  # this chunk's gradient of the conv product, (F, n1-n0, H, Wr)
+        def dY(n0, n1, dY4, W_out):  # this chunk's gradient of the product, (F, n1-n0, H, Wr)
             g, o, db = dout[n0:n1], out[n0:n1], db_partial[n0:n1]
             if self.pool is None:
-                kernels.fused.bias_relu_backward(g, o, W, dY4, db)
+                kernels.fused.bias_relu_backward(g, o, W_out, dY4, db)
             elif self.pool.pool_size == self.pool.stride == 2:
-                kernels.fused.bias_relu_pool2_backward(g, o, am[n0:n1], W, dY4, db)
+                kernels.fused.bias_relu_pool2_backward(g, o, am[n0:n1], W_out, dY4, db)
             else:
-                kernels.fused.bias_relu_pool_backward(g, o, am[n0:n1], W, dY4, db)
+                kernels.fused.bias_relu_pool_backward(g, o, am[n0:n1], W_out, dY4, db)
 
         dx = conv.matmul_backward(dY, input_grad)
         conv.b.grad = db_partial.sum(axis=0).astype(conv.b.data.dtype, copy=False)

@@ -64,7 +64,7 @@ class BinaryCrossEntropy:
 
     def forward(self, logits, targets):
         targets = np.asarray(targets)
-        if targets.shape != logits.shape and targets.shape == logits.shape[:1]:
+        if targets.shape != logits.shape and logits.shape[1:] == (1,):  # (N,) for (N, 1)
             targets = targets.reshape(logits.shape)
         if targets.shape != logits.shape:
             raise ValueError(

@@ -23,7 +23,7 @@ class Parameter:
         return self.data.size
 
     def astype(self, dtype):
-        """Convert data and grad to dtype in place (e.g. float64 for gradient checks)."""
+        """Store data as dtype (e.g. float64 for gradient checks) and reset grad to zeros."""
         self.data = np.ascontiguousarray(self.data, dtype=dtype)
         self.grad = np.zeros_like(self.data)
         return self

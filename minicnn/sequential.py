@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .fused import ConvBlock, plan
+from .fused import plan
 from .layers.activations import sigmoid, softmax
 from .layers.base import ShapeError
 
@@ -79,6 +79,11 @@ class Sequential:
 
     def forward(self, x, training=False):
         """x (N, *input_shape) -> logits (N, *output_shape)."""
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(
+                f"the model computes on float arrays, got {x.dtype}: convert images with "
+                "model.preprocess(uint8 images) or x.astype(np.float32)"
+            )
         if self.input_shape is not None and x.shape[1:] != self.input_shape:
             raise ShapeError(
                 f"the model expects a batch (N, {', '.join(map(str, self.input_shape))}), "
@@ -88,8 +93,8 @@ class Sequential:
         for i, step in self._steps:
             try:
                 x = step.forward(x, training)
-            except ShapeError as e:
-                raise ShapeError(f"{self._where(i)}: {e}") from None
+            except ShapeError as e:  # in a fused block, .offset says which of its layers
+                raise ShapeError(f"{self._where(i + getattr(e, 'offset', 0))}: {e}") from None
         return x
 
     def __call__(self, x, training=False):
@@ -105,7 +110,7 @@ class Sequential:
             raise RuntimeError("backward() needs a forward() first")
         for i, step in reversed(self._steps):
             if i == 0 and not input_grad:
-                if isinstance(step, ConvBlock) or step.parameters():
+                if step.parameters():
                     step.backward(dout, input_grad=False)
                 return None
             dout = step.backward(dout)
@@ -142,12 +147,23 @@ class Sequential:
     def predict_logits(self, x, batch_size=256):
         """Forward pass in evaluation mode, in batches: x (N, C, H, W) -> (N, K)."""
         outs = [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        return np.concatenate(outs) if outs else np.empty((0,))
+        if not outs:  # no images: no rows, but still one column per output
+            shape = self.output_shape(x.shape[1:]) if x.ndim > 1 else ()
+            return np.empty((0, *shape), dtype=np.float32)
+        return np.concatenate(outs)
 
     def preprocess(self, images):
-        """uint8 (N, C, H, W) -> float32 (x / 255 - mean) / std; float input is returned as is."""
+        """uint8 (N, C, H, W) -> float32 (x / 255 - mean) / std; float input is returned as is.
+
+        Other integer types are refused: their pixel scale (0..255? 0..65535?) is unknown.
+        """
         images = np.asarray(images)
         if images.dtype != np.uint8:
+            if not np.issubdtype(images.dtype, np.floating):
+                raise TypeError(
+                    f"images must be uint8 (0..255) or already preprocessed floats, "
+                    f"got {images.dtype}"
+                )
             return images
         x = images.astype(np.float32) / 255
         if self.mean is not None:

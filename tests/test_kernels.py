@@ -93,7 +93,7 @@ def test_stride1_shifted_im2col_and_col2im_match_reference(N, C, H, W, k, pad, d
     dcols = rng.standard_normal((C * k * k, N, H_out, Wp)).astype(dtype)
     dcols[:, :, :, W_out:] = 0  # the unused columns carry no gradient
     dx = np.full(x.shape, np.nan, dtype=dtype)
-    kernels.im2col.col2im_s1(dcols.reshape(C * k * k, -1), k, k, H_out, pad, dx)
+    kernels.im2col.col2im_s1(dcols.reshape(C * k * k, -1), k, k, pad, H_out, dx)
     expected = naive.col2im(dcols[:, :, :, :W_out].reshape(C * k * k, -1), N, C, H, W, k, 1, pad)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(dx, expected, rtol=tol, atol=tol)

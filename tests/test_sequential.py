@@ -140,3 +140,35 @@ def test_dropout_rate_is_read_at_each_forward():
 def test_labels_out_of_range_are_a_clear_error():
     with pytest.raises(ValueError, match="label 7 is outside the 5 classes"):
         minicnn.SoftmaxCrossEntropy().forward(np.zeros((2, 5)), np.array([1, 7]))
+
+
+def test_shape_errors_in_a_fused_block_name_the_failing_layer():
+    model = minicnn.Sequential(
+        [minicnn.Conv2D(1, 2, 3, padding="same"), minicnn.ReLU(), minicnn.MaxPool2D(2)]
+    )
+    with pytest.raises(minicnn.ShapeError, match=r"layer #2 MaxPool2D.*smaller than the pool"):
+        model.forward(np.zeros((1, 1, 1, 1), np.float32))
+    with pytest.raises(
+        minicnn.ShapeError, match=r"layer #0 Conv2D.*expects a batch \(N, C, H, W\)"
+    ):
+        model.forward(np.zeros((3, 3), np.float32))
+
+
+def test_integer_input_is_refused_not_computed_on():
+    model = models.paper(num_classes=3)
+    pixels = np.zeros((1, 3, 64, 64), np.int64)
+    with pytest.raises(TypeError, match="float arrays, got int64"):
+        model.forward(pixels)
+    with pytest.raises(TypeError, match="uint8 .* got int64"):
+        model.predict_proba(pixels)
+
+
+def test_predicting_no_images_gives_no_rows():
+    model = models.paper(num_classes=3)
+    assert model.predict_proba(np.zeros((0, 3, 64, 64), np.uint8)).shape == (0, 3)
+    assert model.predict(np.zeros((0, 3, 64, 64), np.uint8)).shape == (0,)
+
+
+def test_binary_targets_of_the_wrong_shape_get_the_loss_own_message():
+    with pytest.raises(ValueError, match="expects targets of the logits' shape"):
+        minicnn.BinaryCrossEntropy().forward(np.zeros((4, 3)), np.zeros(4))

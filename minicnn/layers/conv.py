@@ -29,7 +29,7 @@ class Conv2D(Layer):
               Y = W2 @ cols                  # (F, N*H_out*W_out), W2 = W.reshape(F, C*k*k)
               out = Y + b, as (N, F, H_out, W_out)
     Backward: dY = dout as (F, N*H_out*W_out)
-              dW = dY @ cols.T ; db = dY summed over its columns
+              dW = dY @ cols.T ; db = dY summed over its columns  (dW computed as cols @ dY.T)
               dx = col2im(W2.T @ dY)
     im2col runs on a few images at a time, so cols stays in cache and is never stored
     whole (backward rebuilds it). In a model, Sequential hands Y straight to the ReLU and
@@ -187,7 +187,7 @@ class Conv2D(Layer):
                     dcols = threads.scratch("dcols", cols.shape, x.dtype)
                     np.matmul(W2.T, dY_chunk, out=dcols)  # (C*k*k, n*H'*Wr)
                     if Wr != W_out:
-                        kernels.im2col.col2im_s1(dcols, k, k, H_out, p, dx[n0:n1])
+                        kernels.im2col.col2im_s1(dcols, k, k, p, H_out, dx[n0:n1])
                     else:
                         kernels.im2col.col2im(dcols, k, k, s, p, dx[n0:n1])
             partial[a] = dWT

@@ -287,7 +287,10 @@ def load_checkpoint(path, model, optimizer):
     """
     arrays, record = _read(path, CHECKPOINT_FORMAT)
     _require(path, record, ("layers", "epoch", "history", "optimizer", "dropout_states"))
-    if record["layers"] != _architecture(model) or record["input_shape"] != list(model.input_shape):
+    same = record["layers"] == _architecture(model)
+    same &= record["input_shape"] == list(model.input_shape)
+    same &= record.get("output", model.output) == model.output  # softmax or sigmoid head
+    if not same:
         raise ModelFileError(
             f"{path} was written for another architecture or input shape than this model "
             "(same --preset, --image-size, classes and --output needed to resume)"

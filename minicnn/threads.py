@@ -65,6 +65,21 @@ def set_blas_threads(n):
     return done
 
 
+def get_blas_threads():
+    """Thread count of the first loaded OpenBLAS that reports one, or None."""
+    for path in blas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _SETTERS:
+            getter = getattr(lib, name.replace("set_num_threads", "get_num_threads"), None)
+            if getter is not None:
+                getter.restype = ctypes.c_int
+                return int(getter())
+    return None
+
+
 _pool = None
 _threads = 1
 

@@ -176,6 +176,7 @@ class EarlyStopping:
 
     def __init__(self, monitor="val_loss", patience=5, min_delta=0.0):
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.best, self.wait = None, 0
 
     def _improved(self, value):
         if self.best is None:
@@ -197,9 +198,13 @@ class EarlyStopping:
         else:
             self.wait += 1
 
+    @property
+    def stopped(self):
+        return self.wait >= self.patience
+
     def on_epoch_end(self, epoch, logs, model):
         self._update(logs.get(self.monitor))
-        return self.wait >= self.patience
+        return self.stopped
 
 
 # ----------------------------------------------------------------------------- fit
@@ -257,13 +262,19 @@ def fit(
     if resume and checkpoint and os.path.exists(checkpoint):
         state = load_checkpoint(checkpoint, model, optimizer)
         if state["extra"].get("seed", seed) != seed:
-            say(f"note: {checkpoint} was trained with seed {state['extra']['seed']}, using it")
-            seed = state["extra"]["seed"]
+            raise ValueError(
+                f"{checkpoint} was trained with seed {state['extra']['seed']}, not {seed}: "
+                "resume with the same seed (it also fixed the shuffling and, in the examples, "
+                "the data split), or start a new run in another folder"
+            )
         history, start, last_good = state["history"], state["epoch"], state["epoch"]
         say(f"resumed from {checkpoint} after epoch {start}")
     for cb in callbacks:
         if hasattr(cb, "on_train_begin"):
             cb.on_train_begin(model, history)
+    if any(getattr(cb, "stopped", False) for cb in callbacks):  # a resumed, finished run
+        say(f"the run had already stopped early after epoch {start}")
+        return history
 
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
@@ -318,13 +329,13 @@ def fit(
         history.append(row)
         say(format_row(row, epochs, len(train)))
 
+        stop = False
+        for cb in callbacks:  # before the checkpoint: a crash in between replays the epoch
+            if hasattr(cb, "on_epoch_end"):
+                stop = bool(cb.on_epoch_end(epoch, row, model)) or stop
         if checkpoint:
             save_checkpoint(checkpoint, model, optimizer, epoch, history, extra={"seed": seed})
             last_good = epoch
-        stop = False
-        for cb in callbacks:
-            if hasattr(cb, "on_epoch_end"):
-                stop = bool(cb.on_epoch_end(epoch, row, model)) or stop
         if stop:
             say(f"stopping early after epoch {epoch}")
             break

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import minicnn
-from minicnn.io import ModelFileError, save_checkpoint
+from minicnn.io import ModelFileError, load_checkpoint, save_checkpoint
 
 
 def small_model(output="softmax", num_classes=3, in_channels=3):
@@ -35,7 +35,8 @@ def test_round_trip_predicts_bit_for_bit(tmp_path, output, num_classes, channels
     loaded = minicnn.load(path)
     x = images(channels=channels)
     assert np.array_equal(model.predict_proba(x), loaded.predict_proba(x))
-    assert [repr(layer) for layer in loaded.layers] == [repr(layer) for layer in model.layers]
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
+    assert [layer.config() for layer in loaded.layers] == [layer.config() for layer in model.layers]
     assert loaded.input_shape == (channels, 32, 32)
     assert loaded.output == output
     assert loaded.class_names == model.class_names
@@ -146,3 +147,13 @@ def test_a_failed_write_leaves_the_old_file_untouched(tmp_path, monkeypatch):
         minicnn.save(small_model(num_classes=5), path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_a_checkpoint_resumes_only_the_same_head(tmp_path):
+    """Three classes: a softmax and a sigmoid head have the same layers, not the same loss."""
+    model = small_model("softmax", 3, 3)
+    path = tmp_path / "checkpoint.npz"
+    save_checkpoint(path, model, minicnn.Adam(model.parameters()), 1, [])
+    other = small_model("sigmoid", 3, 3)
+    with pytest.raises(ModelFileError, match="--output needed to resume"):
+        load_checkpoint(path, other, minicnn.Adam(other.parameters()))

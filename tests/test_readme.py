@@ -20,6 +20,8 @@ def test_readme_example_runs(i, tmp_path, monkeypatch, capsys):
     exec(compile(BLOCKS[i], f"README.md block {i}", "exec"), namespace)
     if "optimizer" in namespace and "history" not in namespace:  # the ten-line example
         assert namespace["model"][0].W.grad.any()
+    if "check_layer" in namespace:  # the gradient-check example prints the worst error
+        assert float(capsys.readouterr().out.split()[-1]) < 1e-6
     if "history" in namespace:
         assert len(namespace["history"]) == 2
         assert (tmp_path / "run" / "model.npz").exists()

@@ -52,7 +52,10 @@ def test_evaluate_top5_for_many_classes():
     many = synthetic(num_classes=7, per_class=10, image_size=32, seed=0)
     model = minicnn.models.paper(num_classes=7, image_size=32)
     result = evaluate(model, many.val)
-    assert 0.0 <= result["accuracy"] <= result["top5"] <= 1.0
+    labels = many.val.labels
+    top5 = np.argsort(-result["probs"], axis=1, kind="stable")[:, :5]
+    assert result["top5"] == pytest.approx(np.mean((top5 == labels[:, None]).any(axis=1)))
+    assert result["accuracy"] == pytest.approx(np.mean(result["probs"].argmax(1) == labels))
     assert result["loss"] is None
 
 
@@ -202,3 +205,43 @@ def test_save_best_and_early_stopping(ds, tmp_path):
     resumed = EarlyStopping(monitor="val_acc", patience=3)  # after --resume: from the history
     resumed.on_train_begin(model, [{"epoch": e + 1, "val_acc": a} for e, a in enumerate(rows)])
     assert resumed.wait == 3
+
+
+def test_resume_with_another_seed_is_refused(ds, tmp_path):
+    train_run(ds, tmp_path, "seeded", epochs=1, augment=False)
+    model = make_model(ds, dropout=0.5)
+    with pytest.raises(ValueError, match="trained with seed 7, not 8"):
+        fit(model, minicnn.SoftmaxCrossEntropy(), minicnn.Adam(model.parameters()), ds.train,
+            ds.val, epochs=2, seed=8, checkpoint=str(tmp_path / "seeded.npz"), resume=True,
+            progress=False, print_fn=None)  # fmt: skip
+
+
+class Crash:
+    def on_epoch_end(self, epoch, logs, model):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+
+def test_callbacks_run_before_the_checkpoint_is_written(ds, tmp_path):
+    """A crash in SaveBest & co. leaves the previous epoch's checkpoint: resume replays."""
+    model = make_model(ds)
+    path = str(tmp_path / "crash.npz")
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, minicnn.SoftmaxCrossEntropy(), minicnn.Adam(model.parameters()), ds.train,
+            None, epochs=3, checkpoint=path, callbacks=[Crash()], progress=False,
+            print_fn=None)  # fmt: skip
+    fresh = make_model(ds)
+    assert load_checkpoint(path, fresh, minicnn.Adam(fresh.parameters()))["epoch"] == 1
+
+
+def test_a_resumed_run_that_had_stopped_early_trains_no_more(ds, tmp_path):
+    train_run(ds, tmp_path, "stopped", epochs=2, augment=False)
+    model = make_model(ds, dropout=0.5)
+    stop = EarlyStopping(monitor="no_such_metric", patience=2)  # 2 epochs without it: stop
+    lines = []
+    history = fit(model, minicnn.SoftmaxCrossEntropy(), minicnn.Adam(model.parameters()),
+                  ds.train, ds.val, epochs=5, seed=7, callbacks=[stop], resume=True,
+                  checkpoint=str(tmp_path / "stopped.npz"), progress=False,
+                  print_fn=lines.append)  # fmt: skip
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert lines[-1] == "the run had already stopped early after epoch 2"

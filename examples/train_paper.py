@@ -41,7 +41,11 @@ if __name__ == "__main__":
     add("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
     add("--dropout", type=float, default=0.2, help="fraction dropped before flatten (paper: 0.2)")
     add("--image-size", type=int, default=64, help="images are resized to S x S (paper: 64)")
-    add("--per-class", type=int, help="training images per class (subsample; synthetic: 400)")
+    add(
+        "--per-class",
+        type=int,
+        help="training images kept per class (synthetic: made per class, then split 80/10/10; 400)",
+    )
     add("--classes", type=int, default=20, help="number of classes of the synthetic set")
     add("--augment", action="store_true", help="random flips, rotations, shifts, brightness")
     add("--output", default="softmax", choices=["softmax", "sigmoid"], help="output layer")

@@ -1,4 +1,4 @@
-"""The paper's network in its two readings (see ../shared/PAPER_NOTES.md in the project).
+"""The paper's network in its two readings (the paper contradicts itself; README: "two readings").
 
 Both take 64x64 images, use 3x3 "same" convolutions, 2x2 max pooling, dropout 0.2 before
 flatten, Dense(128) + ReLU, and a last Dense with one unit per class. They return logits:

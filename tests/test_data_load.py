@@ -451,3 +451,18 @@ def test_cache_off_and_env_dir(tmp_path, monkeypatch):
     assert len(names) == 1 and names[0].startswith("set-") and names[0].endswith(".npz")
     with np.load(tmp_path / "envcache" / names[0], allow_pickle=False) as z:
         assert z["all_images"].dtype == np.uint8
+
+
+def test_npz_rgba_is_composited_on_black_like_an_rgba_file(tmp_path):
+    rng = np.random.default_rng(2)
+    imgs = rng.integers(0, 256, (6, 8, 8, 4), dtype=np.uint8)
+    path = tmp_path / "rgba.npz"
+    np.savez(path, train_images=imgs, train_labels=np.arange(6) % 2)
+    ds = quiet_load(path, image_size=8, channels=3, val_fraction=0.5)
+    for i, label in enumerate(np.arange(6) % 2):
+        Image.fromarray(imgs[i], mode="RGBA").save(tmp_path / "one.png")
+        expected = data.load_image(tmp_path / "one.png", 8, 3)
+        found = [
+            (img == expected).all() for img in np.concatenate([ds.train.images, ds.val.images])
+        ]
+        assert sum(found) >= 1, f"image {i} (label {label}) differs from the file's pixels"

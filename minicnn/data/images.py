@@ -3,7 +3,7 @@
 Every image, whether it comes from a folder, a zip, a MedMNIST array or `predict`, goes through
 `preprocess`, so a model sees the same pixels at prediction time as in training:
 
-1. mode to 8 bit: 16-bit grayscale (`I;16`, `I`) is scaled by 255/65535 (not clipped), float
+1. mode to 8 bit: 16-bit grayscale (`I;16`, `I`) is scaled by 255/65535 (not cut at 255), float
    images (`F`) by 255 when they lie in [0, 1]; palette images are expanded; transparent
    images (RGBA, LA, palette with transparency) are composited onto black;
 2. to `L` (channels=1, ITU-R 601-2 luma, Pillow's formula) or `RGB` (channels=3, gray is

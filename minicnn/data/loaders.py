@@ -257,13 +257,14 @@ def _convert_arrays(raw, image_size, channels, where, progress):
         raw = raw[..., 0]
     if raw.ndim not in (3, 4) or (raw.ndim == 4 and raw.shape[-1] not in (3, 4)):
         raise ValueError(f"{where}: images must be (N, H, W) or (N, H, W, 3), got {raw.shape}")
-    if raw.dtype != np.uint8:
+    if raw.dtype != np.uint8:  # arrays carry no mode: floats <= 1 are 0..1, wide ints 16-bit
         scale = 255.0 if raw.dtype.kind == "f" and raw.max(initial=0) <= 1.0 else 1.0
         if raw.dtype in (np.uint16, np.int32) and raw.max(initial=0) > 255:
             scale = 255.0 / 65535.0
         raw = np.clip(np.rint(raw * scale), 0, 255).astype(np.uint8)
-    if raw.ndim == 4 and raw.shape[-1] == 4:
-        raw = raw[..., :3]
+    if raw.ndim == 4 and raw.shape[-1] == 4:  # RGBA: onto black, as files are (images.py)
+        alpha = raw[..., 3:].astype(np.float32) / 255
+        raw = np.rint(raw[..., :3] * alpha).astype(np.uint8)
     N, H, W = raw.shape[:3]
     gray = raw.ndim == 3
     if H == W == image_size and (gray or channels == 3):

@@ -178,7 +178,13 @@ class Sequential:
         Float input is taken as already preprocessed. With a sigmoid head of one unit the
         result is (N, 2): [P(class 0), P(class 1)], so it lines up with class_names.
         """
-        logits = self.predict_logits(self.preprocess(images), batch_size)
+        return self.probabilities(self.predict_logits(self.preprocess(images), batch_size))
+
+    def probabilities(self, logits):
+        """Logits (N, K) -> class probabilities: softmax, or sigmoid for a sigmoid head.
+
+        A sigmoid head of one unit gives (N, 2): [P(class 0), P(class 1)].
+        """
         if self.output == "sigmoid":
             p = sigmoid(logits)
             return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p

@@ -20,7 +20,6 @@ from tqdm import tqdm
 
 from .data import batches
 from .io import load_checkpoint, save, save_checkpoint
-from .layers.activations import sigmoid, softmax
 from .losses import BinaryCrossEntropy
 from .metrics import top_k_accuracy
 
@@ -76,14 +75,6 @@ def predictions(logits):
     return logits.argmax(axis=1)
 
 
-def probabilities(model, logits):
-    """Logits (N, K) -> class probabilities (N, K'), as Sequential.predict_proba returns them."""
-    if model.output == "sigmoid":
-        p = sigmoid(logits)
-        return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
-    return softmax(logits, axis=1)
-
-
 def _normalize_of(model, normalize):
     if normalize is not None:
         return normalize
@@ -120,7 +111,7 @@ def evaluate(model, split, loss_fn=None, batch_size=256, normalize=None):
         logits = model.forward(x, training=False)
         if loss_fn is not None:
             total_loss += loss_fn.forward(logits, targets_for(loss_fn, logits, y)) * len(y)
-        probs.append(probabilities(model, logits))
+        probs.append(model.probabilities(logits))
         preds.append(predictions(logits))
     K = num_classes_of(model)
     probs = np.concatenate(probs) if probs else np.zeros((0, K), np.float32)

@@ -149,7 +149,7 @@ if __name__ == "__main__":
         f"Adam lr {args.lr:g}, output {args.output}; writing to {out}"
     )
     if not minicnn.kernels_compiled():
-        print("(first run: Numba is compiling minicnn's kernels, about 10-20 s, once)")
+        print("(first run: Numba is compiling minicnn's kernels, a few seconds, once)")
     t0 = time.perf_counter()
     try:
         history = minicnn.fit(

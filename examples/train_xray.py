@@ -142,7 +142,7 @@ if __name__ == "__main__":
     settings = vars(args) | {"epochs": epochs, "data_name": name, "pos_weight": pos_weight}
     print(f"\ntraining {args.preset} (sigmoid head) for {epochs} epochs; writing to {out}")
     if not minicnn.kernels_compiled():
-        print("(first run: Numba is compiling minicnn's kernels, about 10-20 s, once)")
+        print("(first run: Numba is compiling minicnn's kernels, a few seconds, once)")
     t0 = time.perf_counter()
     try:
         history = minicnn.fit(

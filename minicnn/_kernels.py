@@ -41,7 +41,14 @@ def _load():
 
 
 def kernels_compiled():
-    """True once Numba's on-disk cache holds compiled kernels (a later run starts fast)."""
+    """True once Numba's on-disk cache holds compiled kernels (a later run starts fast).
+
+    The cache is kernels/__pycache__, or the folder NUMBA_CACHE_DIR names when it is set.
+    """
+    import numba
+
+    if numba.config.CACHE_DIR:
+        return any(Path(numba.config.CACHE_DIR).rglob("*.nbi"))
     return any((KERNELS_DIR / "__pycache__").glob("*.nbi"))
 
 

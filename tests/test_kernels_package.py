@@ -53,3 +53,15 @@ def test_an_already_imported_foreign_kernels_is_left_alone(tmp_path):
     """,
     )
     assert out == ["True", "True", "_minicnn_kernels", "True"]
+
+
+def test_kernels_compiled_looks_where_numba_caches(tmp_path, monkeypatch):
+    import numba
+
+    from minicnn._kernels import kernels_compiled
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))  # NUMBA_CACHE_DIR
+    assert not kernels_compiled()  # an empty cache: the example says it is compiling
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels" / "im2col.im2col-14.py311.nbi").write_bytes(b"")
+    assert kernels_compiled()

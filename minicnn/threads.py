@@ -48,35 +48,34 @@ def blas_libraries():
     return sorted(p for p in paths if ".so" in p)
 
 
-def set_blas_threads(n):
-    """Set the thread count of every loaded OpenBLAS; returns how many libraries took it."""
-    done = 0
+def _openblas_functions(kind):
+    """(library, its first "set" or "get" num_threads function) for each loaded OpenBLAS."""
     for path in blas_libraries():
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
         for name in _SETTERS:
-            setter = getattr(lib, name, None)
-            if setter is not None:
-                setter(int(n))
-                done += 1
+            function = getattr(lib, name.replace("set_", f"{kind}_"), None)
+            if function is not None:
+                yield function
                 break
+
+
+def set_blas_threads(n):
+    """Set the thread count of every loaded OpenBLAS; returns how many libraries took it."""
+    done = 0
+    for setter in _openblas_functions("set"):
+        setter(int(n))
+        done += 1
     return done
 
 
 def get_blas_threads():
     """Thread count of the first loaded OpenBLAS that reports one, or None."""
-    for path in blas_libraries():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in _SETTERS:
-            getter = getattr(lib, name.replace("set_num_threads", "get_num_threads"), None)
-            if getter is not None:
-                getter.restype = ctypes.c_int
-                return int(getter())
+    for getter in _openblas_functions("get"):
+        getter.restype = ctypes.c_int
+        return int(getter())
     return None
 
 

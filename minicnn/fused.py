@@ -14,7 +14,7 @@ import numpy as np
 
 from ._kernels import kernels
 from .layers import Conv2D, MaxPool2D, ReLU
-from .layers.base import ShapeError, expect_ndim
+from .layers.base import expect_ndim, output_shapes
 
 
 class ConvBlock:
@@ -30,21 +30,10 @@ class ConvBlock:
     def parameters(self):
         return self.conv.parameters()
 
-    def output_shapes(self, input_shape):
-        """Each layer's output shape; a ShapeError carries .offset, the failing layer's place."""
-        shapes = [tuple(input_shape)]
-        for offset, layer in enumerate(self.layers):
-            try:
-                shapes.append(tuple(layer.output_shape(shapes[-1])))
-            except ShapeError as e:
-                e.offset = offset
-                raise
-        return shapes[1:]
-
     def forward(self, x, training=False):
         conv, pool = self.conv, self.pool
         expect_ndim(conv, x, 4, "a batch (N, C, H, W)")
-        shapes = self.output_shapes(x.shape[1:])
+        shapes = output_shapes(self.layers, x.shape[1:])  # ShapeError: .offset names one
         F, H, W = shapes[0]
         N = len(x)
         out = np.empty((N, *shapes[-1]), dtype=x.dtype)

@@ -4,7 +4,7 @@ import numpy as np
 
 from .fused import plan
 from .layers.activations import sigmoid, softmax
-from .layers.base import ShapeError
+from .layers.base import ShapeError, output_shapes
 
 
 class Sequential:
@@ -69,13 +69,10 @@ class Sequential:
         return self._shapes(input_shape)[-1]
 
     def _shapes(self, input_shape):
-        shapes = [tuple(input_shape)]
-        for i, layer in enumerate(self.layers):
-            try:
-                shapes.append(tuple(layer.output_shape(shapes[-1])))
-            except ShapeError as e:
-                raise ShapeError(f"{self._where(i)} got input {shapes[-1]}: {e}") from None
-        return shapes[1:]
+        try:
+            return output_shapes(self.layers, input_shape)
+        except ShapeError as e:
+            raise ShapeError(f"{self._where(e.offset)} got input {e.input}: {e}") from None
 
     def forward(self, x, training=False):
         """x (N, *input_shape) -> logits (N, *output_shape)."""

@@ -7,6 +7,22 @@ class ShapeError(ValueError):
     """An input does not have the shape a layer expects. The message names the layer."""
 
 
+def output_shapes(layers, input_shape):
+    """Per-sample shape after each of layers, from input_shape (C, H, W).
+
+    A ShapeError carries .offset (the failing layer's index in layers) and .input (the
+    shape it was given), so the caller can name the layer in the model.
+    """
+    shapes = [tuple(input_shape)]
+    for offset, layer in enumerate(layers):
+        try:
+            shapes.append(tuple(layer.output_shape(shapes[-1])))
+        except ShapeError as e:
+            e.offset, e.input = offset, shapes[-1]
+            raise
+    return shapes[1:]
+
+
 class Layer:
     """A step of the network with a forward rule and the backward rule beside it.
 

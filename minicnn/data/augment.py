@@ -15,8 +15,6 @@ All strengths zero gives the input back unchanged. The hot loop is one Numba ker
 suite checks it against a plain-NumPy twin.
 """
 
-import math
-
 import numba
 import numpy as np
 
@@ -29,19 +27,22 @@ def _augment_kernel(x, out, flip, cos_t, sin_t, tx, ty, bright, contrast, geomet
     cx = (W - 1) / 2.0
     for n in range(N):
         if geometric:
+            # inverse map, output pixel (i, j) -> source (sy, sx): undo the shift, then the
+            # rotation, then the flip; affine in (i, j): sx = ax*j + bx*i + ex, sy likewise
+            ct, st = cos_t[n], sin_t[n]
+            ox, oy = cx + tx[n], cy + ty[n]
+            ax, bx, ex = ct, st, cx - ct * ox - st * oy
+            ay, by, ey = -st, ct, cy + st * ox - ct * oy
+            if flip[n]:
+                ax, bx, ex = -ax, -bx, (W - 1) - ex
             for i in range(H):
                 for j in range(W):
-                    # inverse map: output pixel -> source pixel (undo shift, then rotation)
-                    dy = i - cy - ty[n]
-                    dx = j - cx - tx[n]
-                    sx = cos_t[n] * dx + sin_t[n] * dy + cx
-                    sy = -sin_t[n] * dx + cos_t[n] * dy + cy
-                    if flip[n]:
-                        sx = (W - 1) - sx
+                    sx = ax * j + bx * i + ex
+                    sy = ay * j + by * i + ey
                     sx = min(max(sx, 0.0), W - 1.0)  # edge fill
                     sy = min(max(sy, 0.0), H - 1.0)
-                    x0 = int(math.floor(sx))
-                    y0 = int(math.floor(sy))
+                    x0 = int(sx)  # sx >= 0 here, so this is floor
+                    y0 = int(sy)
                     x1 = min(x0 + 1, W - 1)
                     y1 = min(y0 + 1, H - 1)
                     wx = sx - x0

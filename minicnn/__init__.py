@@ -5,8 +5,9 @@ side by side), losses.py, sequential.py, optim.py, models.py, gradcheck.py; the 
 hot loops are in the top-level package `kernels/`.
 """
 
-from . import data, gradcheck, metrics, models
+from . import data, fast, gradcheck, metrics, models
 from ._kernels import kernels, kernels_compiled
+from .fast import threads
 from .io import load, save
 from .layers import (
     Conv2D,
@@ -47,6 +48,7 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "data",
     "evaluate",
+    "fast",
     "fit",
     "gradcheck",
     "kernels",
@@ -55,4 +57,5 @@ __all__ = [
     "metrics",
     "models",
     "save",
+    "threads",
 ]

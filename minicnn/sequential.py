@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .fused import plan
+from . import fast as fast_engine
 from .layers.activations import sigmoid, softmax
 from .layers.base import ShapeError, output_shapes
 
@@ -17,17 +17,20 @@ class Sequential:
     previous one gives, so a mismatch is reported with the layer's name, not from deep
     inside a matrix multiply.
 
-    fuse=True runs each Conv2D -> ReLU [-> MaxPool2D] run as one fused step (same result,
-    faster; see fused.py). fuse=False calls every layer's own forward and backward.
+    fast=True (the default) runs the model on the fast engine (minicnn/fast/): the same
+    numbers, computed faster, e.g. each Conv2D -> ReLU -> MaxPool2D as one fused step.
+    fast=False, or `model.fast = False` at any time, runs only the layers' own forward and
+    backward: the reference engine, the code a learner reads. `fuse` is an older name of
+    `fast`, kept as an alias.
 
     Attributes used for prediction (set by the training code and stored by minicnn.save):
     output ("softmax" or "sigmoid"), class_names, mean and std (per channel, applied
     to uint8 images as (x / 255 - mean) / std).
     """
 
-    def __init__(self, layers, input_shape=None, output="softmax", fuse=True):
+    def __init__(self, layers, input_shape=None, output="softmax", fast=True, fuse=None):
         self.layers = list(layers)
-        self.fuse = fuse
+        self.fast = fast if fuse is None else fuse
         self._steps = None
         self.input_shape = None if input_shape is None else tuple(input_shape)
         self.output = output
@@ -36,6 +39,15 @@ class Sequential:
         self.std = None
         if self.input_shape is not None:
             self.output_shape(self.input_shape)
+
+    @property
+    def fuse(self):
+        """The older name of `fast`."""
+        return self.fast
+
+    @fuse.setter
+    def fuse(self, value):
+        self.fast = value
 
     def __len__(self):
         return len(self.layers)
@@ -86,13 +98,24 @@ class Sequential:
                 f"the model expects a batch (N, {', '.join(map(str, self.input_shape))}), "
                 f"got {x.shape}"
             )
-        self._steps = plan(self.layers) if self.fuse else list(enumerate(self.layers))
+        self._steps = self._plan()
         for i, step in self._steps:
             try:
                 x = step.forward(x, training)
             except ShapeError as e:  # in a fused block, .offset says which of its layers
                 raise ShapeError(f"{self._where(i + getattr(e, 'offset', 0))}: {e}") from None
         return x
+
+    def _plan(self):
+        """(index of first layer, step) pairs: the fast engine's steps, or the layers."""
+        if not self.fast:
+            return list(enumerate(self.layers))
+        steps = fast_engine.plan(self.layers)
+        for i, step in steps:  # layers a fast step computes keep no values of an old call
+            if step is not self.layers[i]:
+                for layer in step.layers:
+                    layer.cache = None
+        return steps
 
     def __call__(self, x, training=False):
         return self.forward(x, training)

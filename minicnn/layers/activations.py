@@ -9,11 +9,12 @@ class ReLU(Layer):
     """y = max(x, 0); dx = dout where x > 0, else 0. Any shape."""
 
     def forward(self, x, training=False):
-        self._mask = x > 0
+        self.cache = x > 0
         return np.maximum(x, 0)
 
     def backward(self, dout, input_grad=True):
-        return dout * self._mask if input_grad else None
+        positive = self.saved()
+        return dout * positive if input_grad else None
 
 
 def sigmoid(x):
@@ -26,11 +27,12 @@ class Sigmoid(Layer):
     """y = 1 / (1 + exp(-x)); dx = dout * y * (1 - y). Any shape."""
 
     def forward(self, x, training=False):
-        self._y = sigmoid(x).astype(x.dtype, copy=False)
-        return self._y
+        y = self.cache = sigmoid(x).astype(x.dtype, copy=False)
+        return y
 
     def backward(self, dout, input_grad=True):
-        return dout * self._y * (1 - self._y) if input_grad else None
+        y = self.saved()
+        return dout * y * (1 - y) if input_grad else None
 
 
 def softmax(x, axis=1):
@@ -48,11 +50,11 @@ class Softmax(Layer):
 
     def forward(self, x, training=False):
         expect_ndim(self, x, 2, "logits (N, K)")
-        self._y = softmax(x, axis=1)
-        return self._y
+        y = self.cache = softmax(x, axis=1)
+        return y
 
     def backward(self, dout, input_grad=True):
+        y = self.saved()
         if not input_grad:
             return None
-        y = self._y
         return y * (dout - (dout * y).sum(axis=1, keepdims=True))

@@ -26,12 +26,29 @@ def output_shapes(layers, input_shape):
 class Layer:
     """A step of the network with a forward rule and the backward rule beside it.
 
-    forward(x, training=False) -> y      caches what backward needs
+    forward(x, training=False) -> y      keeps what backward needs in self.cache
     backward(dout, input_grad=True) -> dx   writes each Parameter's .grad; returns dL/dx
                                          (None when input_grad is False)
     parameters() -> list[Parameter]
     output_shape(input_shape) -> per-sample output shape, e.g. (C, H, W) -> (F, H', W')
+
+    self.cache holds the values of the last forward (None before any). backward reads them
+    through saved(), which says clearly when there are none: in a model on the fast engine,
+    a fused block computes a layer's output without calling its forward, and then clears
+    its cache, so a later backward never uses the values of an earlier call.
     """
+
+    cache = None
+
+    def saved(self):
+        """What the last forward kept for backward; an error naming the layer if nothing."""
+        if self.cache is None:
+            raise RuntimeError(
+                f"{self!r}.backward() needs this layer's own forward() first; in a model on "
+                "the fast engine, a fused block computed this layer's output instead (use "
+                "model.backward(), or set model.fast = False to run each layer's own forward)"
+            )
+        return self.cache
 
     def forward(self, x, training=False):
         raise NotImplementedError

@@ -13,11 +13,12 @@ class Flatten(Layer):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x, training=False):
-        self._x_shape = x.shape
+        self.cache = x.shape
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dout, input_grad=True):
-        return dout.reshape(self._x_shape) if input_grad else None
+        x_shape = self.saved()
+        return dout.reshape(x_shape) if input_grad else None
 
 
 class Dense(Layer):
@@ -66,11 +67,11 @@ class Dense(Layer):
     def forward(self, x, training=False):
         expect_ndim(self, x, 2, f"(N, {self.in_features})")
         self.output_shape(x.shape[1:])
-        self._x = x
+        self.cache = x
         return x @ self.W.data.astype(x.dtype, copy=False) + self.b.data.astype(x.dtype)
 
     def backward(self, dout, input_grad=True):
-        x = self._x
+        x = self.saved()
         self.W.grad = (x.T @ dout).astype(self.W.data.dtype, copy=False)
         self.b.grad = dout.sum(axis=0).astype(self.b.data.dtype, copy=False)
         if not input_grad:

@@ -24,13 +24,15 @@ class Dropout(Layer):
 
     def forward(self, x, training=False):
         if not training or self.rate == 0.0:
-            self._mask = None
+            self.cache = (None,)  # the identity: nothing dropped
             return x
         keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
-        self._mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.rate)
-        return x * self._mask
+        mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.rate)
+        self.cache = (mask,)
+        return x * mask
 
     def backward(self, dout, input_grad=True):
+        (mask,) = self.saved()
         if not input_grad:
             return None
-        return dout if self._mask is None else dout * self._mask
+        return dout if mask is None else dout * mask

@@ -2,7 +2,6 @@
 
 import numpy as np
 
-from .. import threads
 from .._kernels import kernels
 from .base import Layer, ShapeError, expect_ndim
 
@@ -14,8 +13,10 @@ class MaxPool2D(Layer):
         x:   (N, C, H, W)
         out: (N, C, H_out, W_out), H_out = (H - pool_size) // stride + 1
     Windows that do not fit are dropped (the floor rule). stride defaults to pool_size.
-    Backward sends each dout to the argmax of its window; where windows overlap
-    (stride < pool_size) the contributions add up. Ties go to the first maximum.
+    Forward keeps the argmax of every window (its flat index h*W + w in the plane); ties go
+    to the first maximum in reading order (row by row, left to right), as NumPy's argmax.
+    Backward sends each dout to that argmax; where windows overlap (stride < pool_size)
+    the contributions add up.
     """
 
     def __init__(self, pool_size=2, stride=None):
@@ -38,24 +39,16 @@ class MaxPool2D(Layer):
 
     def forward(self, x, training=False):
         expect_ndim(self, x, 4, "a batch (N, C, H, W)")
-        N = x.shape[0]
-        C, H_out, W_out = self.output_shape(x.shape[1:])
+        out = np.empty((len(x), *self.output_shape(x.shape[1:])), dtype=x.dtype)
+        argmax = np.empty(out.shape, dtype=np.int32)  # (N, C, H_out, W_out)
         x = np.ascontiguousarray(x)
-        out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
-        self._argmax = argmax = np.empty((N, C, H_out, W_out), dtype=np.int32)
-        k, s = self.pool_size, self.stride
-        threads.parallel_for(
-            lambda a, b: kernels.pool.maxpool_forward(x[a:b], k, s, out[a:b], argmax[a:b]), N
-        )
-        self._x_shape = x.shape
+        kernels.pool.maxpool_forward(x, self.pool_size, self.stride, out, argmax)
+        self.cache = (x.shape, argmax)
         return out
 
     def backward(self, dout, input_grad=True):
+        x_shape, argmax = self.saved()
         if not input_grad:
             return None
-        dx = np.empty(self._x_shape, dtype=dout.dtype)
-        dout, argmax = np.ascontiguousarray(dout), self._argmax
-        threads.parallel_for(
-            lambda a, b: kernels.pool.maxpool_backward(dout[a:b], argmax[a:b], dx[a:b]), len(dx)
-        )
-        return dx
+        dx = np.empty(x_shape, dtype=dout.dtype)
+        return kernels.pool.maxpool_backward(np.ascontiguousarray(dout), argmax, dx)

@@ -1,0 +1,166 @@
+"""Conv2D a few images at a time, on every thread: the fast engine's convolution.
+
+It computes what minicnn.layers.Conv2D computes (im2col -> one matrix multiply), with three
+changes that only make it faster:
+- the batch is cut into one slice per thread (threads.parallel_for), and each slice into
+  chunks of a few images, so that a chunk's cols (C*k*k, n*H'*W') stays in cache and the
+  whole-batch cols is never stored (backward rebuilds each chunk's cols instead);
+- a stride-1 convolution builds its cols as shifted copies of zero-padded planes
+  (kernels/im2col.py: im2col_s1): its output rows are the padded width Wr = W + 2*pad wide,
+  and the columns ow >= W' are computed and ignored;
+- each chunk's product goes to an epilogue while it is in cache: here it adds the bias and
+  writes NCHW; blocks.py's fused blocks also apply ReLU and max pool there.
+Tests: tests/test_fast.py holds every gradient of this to the reference layer.
+"""
+
+import numpy as np
+
+from .._kernels import kernels
+from ..layers.base import expect_ndim
+from . import threads
+
+STRIDE1_SHIFTED = True  # stride 1: im2col as shifted copies of padded planes
+CHUNK_FLOATS = 1 << 18  # a chunk's cols holds about this many values (1 MiB float32)
+
+
+class ChunkedConv:
+    """The matrix-multiply part of a Conv2D, chunk by chunk: Y = W2 @ im2col(x), no bias.
+
+    Owns what its backward needs (the input and the output size); the Conv2D it reads
+    keeps nothing for it.
+    """
+
+    def __init__(self, conv):
+        self.conv = conv
+
+    def _chunk(self, C, hw):
+        """Images per chunk, so that one chunk's cols (C*k*k, n*hw) stays in cache."""
+        return max(1, CHUNK_FLOATS // (C * self.conv.kernel_size**2 * hw))
+
+    def _im2col(self, x, H_out, W_out):
+        """cols (C*k*k, n*H_out*Wr) of a chunk x (n, C, H, W) in a per-thread buffer, and Wr.
+
+        Wr, the width of an output row in cols, is W_out, or for stride 1 the padded width.
+        """
+        n, C, H, W = x.shape
+        k, s, p = self.conv.kernel_size, self.conv.stride, self.conv.pad
+        if s != 1 or not STRIDE1_SHIFTED:
+            cols = threads.scratch("cols", (C * k * k, n * H_out * W_out), x.dtype)
+            return kernels.im2col.im2col(x, k, k, s, p, H_out, W_out, cols), W_out
+        Wp = W + 2 * p
+        cols = threads.scratch("cols", (C * k * k, n * H_out * Wp), x.dtype)
+        return kernels.im2col.im2col_s1(x, k, k, p, H_out, cols), Wp
+
+    def forward(self, x, epilogue):
+        """For each chunk of images n0..n1-1: epilogue(n0, n1, Y4, W_out).
+
+        Y4 (F, n1-n0, H_out, Wr), contiguous, is the chunk's product W2 @ cols; its first
+        W_out columns are the output, the rest (stride 1) are to be ignored.
+        Returns the output's per-image shape (F, H_out, W_out).
+        """
+        conv = self.conv
+        expect_ndim(conv, x, 4, "a batch (N, C, H, W)")
+        N, C, H, W = x.shape
+        F, H_out, W_out = conv.output_shape((C, H, W))
+        x = np.ascontiguousarray(x)
+        self._x, self._out_shape = x, (F, H_out, W_out)
+        per = self._chunk(C, H_out * W_out)
+        W2 = conv.W.data.reshape(F, -1).astype(x.dtype, copy=False)  # (F, C*k*k)
+
+        def work(a, b):  # images a..b-1 only: their columns of Y, their rows of out
+            for n0 in range(a, b, per):
+                n1 = min(n0 + per, b)
+                cols, Wr = self._im2col(x[n0:n1], H_out, W_out)  # (C*k*k, n*H'*Wr)
+                Y = threads.scratch("Y", (F, cols.shape[1]), x.dtype)
+                np.matmul(W2, cols, out=Y)  # (F, n*H'*Wr)
+                epilogue(n0, n1, Y.reshape(F, n1 - n0, H_out, Wr), W_out)
+
+        threads.parallel_for(work, N)
+        return self._out_shape
+
+    def backward(self, fill_dY, input_grad=True):
+        """Set W.grad and return dx (N, C, H, W) (None unless input_grad); bias not included.
+
+        fill_dY(n0, n1, dY4, W_out) writes the chunk's gradient of the product into dY4
+        (F, n1-n0, H_out, Wr): the gradient in its first W_out columns, zeros in the rest.
+        Per chunk: dW.T += cols @ dY.T (measured faster than dY @ cols.T) and
+        dx = col2im(W2.T @ dY). Each thread sums its own dW; the partial sums are added in
+        a fixed order, so a given thread count always gives the same bits.
+        """
+        conv, x = self.conv, self._x
+        N, C, H, W = x.shape
+        k, s, p = conv.kernel_size, conv.stride, conv.pad
+        F, H_out, W_out = self._out_shape
+        per = self._chunk(C, H_out * W_out)
+        W2 = conv.W.data.reshape(F, -1).astype(x.dtype, copy=False)  # (F, C*k*k)
+        dx = np.empty(x.shape, dtype=x.dtype) if input_grad else None
+        partial = {}
+
+        def work(a, b):
+            dWT = np.zeros(W2.T.shape, dtype=x.dtype)  # (C*k*k, F)
+            for n0 in range(a, b, per):
+                n1 = min(n0 + per, b)
+                cols, Wr = self._im2col(x[n0:n1], H_out, W_out)  # (C*k*k, n*H'*Wr)
+                dY = threads.scratch("dY", (F, cols.shape[1]), x.dtype)
+                fill_dY(n0, n1, dY.reshape(F, n1 - n0, H_out, Wr), W_out)
+                dWT += cols @ dY.T
+                if input_grad:
+                    dcols = threads.scratch("dcols", cols.shape, x.dtype)
+                    np.matmul(W2.T, dY, out=dcols)  # (C*k*k, n*H'*Wr)
+                    if Wr != W_out:
+                        kernels.im2col.col2im_s1(dcols, k, k, p, H_out, dx[n0:n1])
+                    else:
+                        kernels.im2col.col2im(dcols, k, k, s, p, dx[n0:n1])
+            partial[a] = dWT
+
+        threads.parallel_for(work, N)
+        dW = sum(partial[a] for a in sorted(partial)).T  # (F, C*k*k)
+        conv.W.grad = dW.reshape(conv.W.data.shape).astype(conv.W.data.dtype, copy=False)
+        return dx
+
+
+def bias_of(conv, dtype):
+    """The convolution's bias as dtype, zeros when it has none (bias=False)."""
+    if conv.b is None:
+        return np.zeros(conv.out_channels, dtype=dtype)
+    return conv.b.data.astype(dtype, copy=False)
+
+
+def set_bias_grad(conv, db_partial):
+    """b.grad = the per-image partial sums db_partial (N, F) added up; nothing without a bias."""
+    if conv.b is not None:
+        conv.b.grad = db_partial.sum(axis=0).astype(conv.b.data.dtype, copy=False)
+
+
+class FastConv:
+    """Conv2D alone (not followed by ReLU): = Conv2D.forward / backward, chunked.
+
+    Shape: x (N, C, H, W) -> out (N, F, H_out, W_out).
+    """
+
+    def __init__(self, conv):
+        self.layers = [conv]
+        self.conv = conv
+        self.matmul = ChunkedConv(conv)
+
+    def parameters(self):
+        return self.conv.parameters()
+
+    def forward(self, x, training=False):
+        b = bias_of(self.conv, x.dtype)[:, None, None]  # (F, 1, 1)
+        out = np.empty((len(x), *self.conv.output_shape(x.shape[1:])), dtype=x.dtype)
+
+        def epilogue(n0, n1, Y4, W_out):  # out = Y + b, as (n, F, H', W')
+            np.add(Y4[..., :W_out].transpose(1, 0, 2, 3), b, out=out[n0:n1])
+
+        self.matmul.forward(x, epilogue)
+        return out
+
+    def backward(self, dout, input_grad=True):
+        def fill_dY(n0, n1, dY4, W_out):
+            dY4[..., W_out:] = 0  # the unused columns of the stride-1 layout
+            dY4[..., :W_out] = dout[n0:n1].transpose(1, 0, 2, 3)
+
+        if self.conv.b is not None:
+            self.conv.b.grad = dout.sum(axis=(0, 2, 3)).astype(self.conv.b.data.dtype)
+        return self.matmul.backward(fill_dY, input_grad)

@@ -1,0 +1,179 @@
+"""The fast engine (minicnn/fast/) computes what the reference layers compute.
+
+Every forward output, every parameter gradient and the input gradient of the fast engine
+are compared with the reference engine (`model.fast = False`), which the gradient checks
+hold to finite differences.
+
+- float64: the two engines add the same products in different orders (chunks, threads),
+  so they agree to a norm-wise relative error of at most 1e-12.
+- float32: rounding alone moves each array by about 1e-7 norm-wise. A ReLU or max-pool
+  near-tie decided the other way (a pre-activation within rounding of 0, or two window
+  values within rounding of each other) moves one gradient entry, about 1e-3 of the
+  array's norm, in one pass. The float32 test runs several random draws: a systematic
+  error is present in every draw, so the MEDIAN error must stay below 1e-5; a tie shows up
+  in a few draws only, so the WORST draw may reach 1e-2 but not more.
+"""
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn.fast import conv as fast_conv
+from minicnn.gradcheck import rel_error
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def n_threads(request):
+    before = minicnn.threads.get_num_threads()
+    minicnn.threads.set_num_threads(request.param)
+    yield request.param
+    minicnn.threads.set_num_threads(before)
+
+
+@pytest.fixture(params=["chunks", "tiny"])
+def chunk(request, monkeypatch):
+    """The default chunk size, or one so small that every image is a chunk of its own."""
+    if request.param == "tiny":
+        monkeypatch.setattr(fast_conv, "CHUNK_FLOATS", 1)
+    return request.param
+
+
+def run(model, x, dout, fast):
+    """Output, input gradient and parameter gradients of one forward/backward pass."""
+    model.fast = fast
+    out = model.forward(x, training=True)
+    dx = model.backward(dout.astype(x.dtype), input_grad=True)
+    return [out, dx] + [p.grad.copy() for p in model.parameters()]
+
+
+def errors(model, x, dout):
+    fast, ref = run(model, x, dout, True), run(model, x, dout, False)
+    assert [a.shape for a in fast] == [b.shape for b in ref]
+    return [rel_error(a, b) for a, b in zip(fast, ref)]
+
+
+def convnet(kind, C, k, stride, padding, pool, pool_stride, seed):
+    """A one-conv model of the kind the fast engine plans into a given step."""
+    rng = np.random.default_rng(seed)
+    conv = minicnn.Conv2D(C, 5, k, stride=stride, padding=padding, rng=rng)
+    conv.b.data[:] = rng.standard_normal(5) * 0.1  # non-zero biases
+    layers = {
+        "block": [conv, minicnn.ReLU(), minicnn.MaxPool2D(pool, pool_stride)],
+        "conv_relu": [conv, minicnn.ReLU()],
+        "conv": [conv],
+        "pool": [minicnn.MaxPool2D(pool, pool_stride)],
+    }[kind]
+    return minicnn.Sequential(layers)
+
+
+CASES = [  # (C, H, W, k, stride, padding, pool, pool_stride)
+    (3, 8, 8, 3, 1, "same", 2, 2),
+    (2, 9, 7, 3, 1, 0, 2, 2),  # odd, non-square, no padding
+    (3, 11, 10, 5, 1, 2, 3, 2),  # k=5, overlapping pool windows
+    (2, 9, 13, 3, 2, 1, 2, 2),  # stride 2
+    (4, 7, 8, 1, 1, 0, 3, 1),  # 1x1 kernel, pool stride 1
+    (1, 10, 9, 5, 2, 2, 2, 1),  # stride 2, k=5, overlapping pool
+    (3, 6, 9, 3, 1, 1, 2, 2),
+]
+
+
+@pytest.mark.parametrize("kind", ["block", "conv_relu", "conv", "pool"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
+def test_fast_equals_reference_in_float64(case, kind, n_threads, chunk):
+    C, H, W, k, stride, padding, pool, pool_stride = case
+    model = convnet(kind, C, k, stride, padding, pool, pool_stride, seed=1).astype(np.float64)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((5, C, H, W))
+    model.input_shape = (C, H, W)
+    dout = rng.standard_normal((5, *model.output_shape((C, H, W))))
+    assert max(errors(model, x, dout)) <= 1e-12
+
+
+@pytest.mark.parametrize("kind", ["block", "conv"])
+@pytest.mark.parametrize("case", CASES[:4], ids=lambda c: "x".join(map(str, c)))
+def test_fast_equals_reference_in_float32(case, kind, chunk):
+    C, H, W, k, stride, padding, pool, pool_stride = case
+    worst = []
+    for seed in range(5):
+        model = convnet(kind, C, k, stride, padding, pool, pool_stride, seed)
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((6, C, H, W)).astype(np.float32)
+        dout = rng.standard_normal((6, *model.output_shape((C, H, W))))
+        worst.append(max(errors(model, x, dout)))
+    assert np.median(worst) <= 1e-5, worst  # systematic: in every draw
+    assert max(worst) <= 1e-2, worst  # a near-tie decided the other way: one entry
+
+
+@pytest.mark.parametrize("preset", [minicnn.models.paper, minicnn.models.paper13])
+@pytest.mark.parametrize("dtype, bound", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_paper_networks_train_alike_on_both_engines(preset, dtype, bound, n_threads):
+    """Three Adam steps (lr 1e-3, dropout on) from the same weights: the same loss and weights."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 8, 3, 32, 32)).astype(dtype)
+    y = rng.integers(0, 7, (3, 8))
+    runs = []
+    for fast in (True, False):
+        model = preset(num_classes=7, image_size=32, seed=3).astype(dtype)
+        model.fast = fast
+        for p in model.parameters():
+            p.data += dtype(0.01)  # non-zero biases
+        optimizer = minicnn.Adam(model.parameters(), lr=1e-3)
+        loss_fn = minicnn.SoftmaxCrossEntropy()
+        losses = []
+        for step in range(3):
+            losses.append(loss_fn.forward(model.forward(x[step], training=True), y[step]))
+            model.backward(loss_fn.backward())
+            optimizer.step()
+        runs.append((losses, [p.data.copy() for p in model.parameters()]))
+    (losses_fast, weights_fast), (losses_ref, weights_ref) = runs
+    np.testing.assert_allclose(losses_fast, losses_ref, rtol=bound)
+    assert max(rel_error(a, b) for a, b in zip(weights_fast, weights_ref)) <= bound
+
+
+def test_a_layer_inside_a_fused_block_refuses_a_stale_backward():
+    """After a fast forward, a fused ReLU has no values of its own: an error, not stale ones."""
+    model = minicnn.Sequential(
+        [minicnn.Conv2D(1, 2, 3, padding=1, rng=0), minicnn.ReLU(), minicnn.MaxPool2D(2)]
+    )
+    x = np.random.default_rng(0).standard_normal((2, 1, 4, 4)).astype(np.float32)
+    model.fast = False
+    model.forward(x)  # the reference engine: ReLU keeps its mask
+    model.fast = True
+    model.forward(2 * x)  # the fast engine computes the ReLU inside a ConvBlock
+    with pytest.raises(RuntimeError, match=r"ReLU\(\)\.backward\(\) needs this layer's own"):
+        model[1].backward(np.ones((2, 2, 4, 4), np.float32))
+
+
+def test_a_layer_run_by_itself_uses_the_last_forward():
+    model = minicnn.Sequential([minicnn.Flatten(), minicnn.Dense(4, 3, rng=0)])
+    x = np.random.default_rng(1).standard_normal((2, 1, 2, 2)).astype(np.float32)
+    model.forward(x)
+    model.forward(3 * x)
+    model[1].backward(np.ones((2, 3), np.float32))
+    np.testing.assert_allclose(model[1].W.grad, (3 * x).reshape(2, 4).T @ np.ones((2, 3)))
+
+
+def test_fuse_is_an_alias_of_fast():
+    model = minicnn.Sequential([minicnn.ReLU()], fuse=False)
+    assert model.fast is False and model.fuse is False
+    model.fuse = True
+    assert model.fast is True
+    assert minicnn.Sequential([minicnn.ReLU()]).fast is True
+
+
+def test_plan_picks_the_fast_twin_of_each_layer():
+    layers = [
+        minicnn.Conv2D(1, 2, 3),
+        minicnn.MaxPool2D(2),
+        minicnn.Conv2D(2, 2, 3),
+        minicnn.ReLU(),
+        minicnn.Flatten(),
+    ]
+    steps = minicnn.fast.plan(layers)
+    assert [type(s).__name__ for _, s in steps] == [
+        "FastConv",
+        "FastMaxPool",
+        "ConvBlock",
+        "Flatten",
+    ]
+    assert [i for i, _ in steps] == [0, 1, 2, 4]

@@ -80,12 +80,33 @@ def check_layer(layer, x, training=False, eps=1e-6, max_checks=None, seed=0, det
 
 
 def check_model(
-    model, loss_fn, x, targets, training=False, eps=1e-6, max_checks=30, seed=0, details=False
+    model,
+    loss_fn,
+    x,
+    targets,
+    training=False,
+    eps=1e-6,
+    max_checks=30,
+    seed=0,
+    details=False,
+    fast=False,
 ):
     """Worst relative error of a whole model + loss against finite differences.
 
     Checks every parameter (at most max_checks random coordinates each) and the input.
+    The check runs on the reference engine (the layers' own forward and backward) unless
+    fast=True; model.fast is restored afterwards. tests/test_fast.py holds the fast engine
+    to the reference.
     """
+    before = model.fast
+    model.fast = fast
+    try:
+        return _check_model(model, loss_fn, x, targets, training, eps, max_checks, seed, details)
+    finally:
+        model.fast = before
+
+
+def _check_model(model, loss_fn, x, targets, training, eps, max_checks, seed, details):
     rng = np.random.default_rng(seed)
     model.astype(np.float64)
     x = np.array(x, dtype=np.float64)

@@ -177,3 +177,14 @@ def test_plan_picks_the_fast_twin_of_each_layer():
         "Flatten",
     ]
     assert [i for i, _ in steps] == [0, 1, 2, 4]
+
+
+def test_gradient_checks_run_on_the_reference_engine():
+    model = minicnn.Sequential(
+        [minicnn.Conv2D(1, 2, 3, padding=1, rng=0), minicnn.ReLU(), minicnn.Flatten()]
+    )
+    x = np.random.default_rng(0).standard_normal((2, 1, 3, 3))
+    loss = minicnn.SoftmaxCrossEntropy()
+    assert minicnn.gradcheck.check_model(model, loss, x, np.array([0, 5])) < 1e-6
+    assert model.fast is True  # restored
+    assert model[1].cache is not None  # the ReLU ran its own forward: the reference engine

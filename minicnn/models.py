@@ -7,17 +7,9 @@ the softmax (or sigmoid) is fused into the loss for training and applied for pre
 
 import numpy as np
 
+from .heads import head_units
 from .layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from .sequential import Sequential
-
-
-def _head_units(num_classes, output):
-    if output == "softmax":
-        return num_classes
-    if output == "sigmoid":
-        # Two classes: one unit, P(class 1) = sigmoid(logit). More: one unit per label.
-        return 1 if num_classes == 2 else num_classes
-    raise ValueError(f'output must be "softmax" or "sigmoid", got {output!r}')
 
 
 def _build(convs, pools, num_classes, in_channels, output, image_size, dropout, seed):
@@ -36,7 +28,7 @@ def _build(convs, pools, num_classes, in_channels, output, image_size, dropout, 
         Flatten(),
         Dense(flat, 128, rng=rng),
         ReLU(),
-        Dense(128, _head_units(num_classes, output), rng=rng, init="glorot"),
+        Dense(128, head_units(num_classes, output), rng=rng, init="glorot"),
     ]
     return Sequential(layers, input_shape=(in_channels, image_size, image_size), output=output)
 

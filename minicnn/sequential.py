@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import fast as fast_engine
-from .layers.activations import sigmoid, softmax
+from .heads import probabilities
 from .layers.base import ShapeError, output_shapes
 
 
@@ -205,10 +205,7 @@ class Sequential:
 
         A sigmoid head of one unit gives (N, 2): [P(class 0), P(class 1)].
         """
-        if self.output == "sigmoid":
-            p = sigmoid(logits)
-            return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
-        return softmax(logits, axis=1)
+        return probabilities(logits, self.output)
 
     def predict(self, images, batch_size=256):
         """Most probable class index (N,) for each image."""

@@ -18,6 +18,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from . import heads
 from .data import batches
 from .io import load_checkpoint, save, save_checkpoint
 from .losses import BinaryCrossEntropy
@@ -33,8 +34,7 @@ class TrainingDiverged(RuntimeError):
 
 def num_classes_of(model):
     """K, the number of classes the model tells apart (2 for a one-unit sigmoid head)."""
-    K = model.output_shape(model.input_shape)[-1]
-    return 2 if model.output == "sigmoid" and K == 1 else K
+    return heads.num_classes(model.output_shape(model.input_shape)[-1], model.output)
 
 
 def check_split(model, split, name="train"):
@@ -59,20 +59,7 @@ def check_split(model, split, name="train"):
 
 def targets_for(loss_fn, logits, y):
     """Class indices (N,) as the loss wants them: as is, or 0/1 floats for a sigmoid head."""
-    if not isinstance(loss_fn, BinaryCrossEntropy):
-        return y
-    if logits.shape[1] == 1:
-        return y.astype(logits.dtype)[:, None]  # (N, 1): 1 for the positive class
-    onehot = np.zeros(logits.shape, dtype=logits.dtype)  # one sigmoid per class
-    onehot[np.arange(len(y)), y] = 1
-    return onehot
-
-
-def predictions(logits):
-    """Class index per row of logits (N, K); a single sigmoid unit predicts 1 when logit > 0."""
-    if logits.shape[1] == 1:
-        return (logits[:, 0] > 0).astype(np.int64)
-    return logits.argmax(axis=1)
+    return heads.sigmoid_targets(y, logits) if isinstance(loss_fn, BinaryCrossEntropy) else y
 
 
 def _normalize_of(model, normalize):
@@ -112,7 +99,7 @@ def evaluate(model, split, loss_fn=None, batch_size=256, normalize=None):
         if loss_fn is not None:
             total_loss += loss_fn.forward(logits, targets_for(loss_fn, logits, y)) * len(y)
         probs.append(model.probabilities(logits))
-        preds.append(predictions(logits))
+        preds.append(heads.predictions(logits, model.output))
     K = num_classes_of(model)
     probs = np.concatenate(probs) if probs else np.zeros((0, K), np.float32)
     preds = np.concatenate(preds) if preds else np.zeros(0, np.int64)
@@ -300,7 +287,7 @@ def fit(
                 B = len(y)
                 seen += B
                 loss_sum += loss * B
-                correct += int((predictions(logits) == y).sum())
+                correct += int((heads.predictions(logits, model.output) == y).sum())
                 bar.update(B)
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")

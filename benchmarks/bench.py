@@ -6,7 +6,7 @@
 For each thread count a fresh worker process is started with NUMBA_NUM_THREADS,
 OPENBLAS_NUM_THREADS and OMP_NUM_THREADS set (torch.set_num_threads likewise), so every
 system gets the same cores. Inside a worker the systems are interleaved round by round
-(minicnn, minicnn layer by layer, NumPy, PyTorch, minicnn, ...) so that noise from the
+(minicnn, minicnn's reference engine, NumPy, PyTorch, minicnn, ...) so that noise from the
 machine hits them alike; medians and the interquartile spread are reported. Peak memory
 of a training step is measured in a separate process per system. Nothing here is a test:
 no time is asserted anywhere. PyTorch is optional (`pip install torch==2.13.0`, the CPU
@@ -50,9 +50,9 @@ def build_systems(preset, batch, classes=200, with_torch=True, only=None):
     y = rng.integers(0, classes, batch)
     systems = {}
 
-    def minicnn_system(fuse):
+    def minicnn_system(fast):
         model = getattr(minicnn.models, preset)(num_classes=classes, seed=0)
-        model.fuse = fuse
+        model.fast = fast
         loss = minicnn.SoftmaxCrossEntropy()
         opt = minicnn.Adam(model.parameters(), lr=1e-4)
 
@@ -205,19 +205,20 @@ def matmul_peak():
 
 
 def layer_times(preset, batch, rounds):
-    """Each layer's forward and backward on its own (minicnn, float32)."""
+    """Each step of the fast engine (a fused block, or a layer) on its own, float32."""
     import numpy as np
 
     import minicnn
 
     model = getattr(minicnn.models, preset)(num_classes=200)
     x = np.random.default_rng(0).standard_normal((batch, 3, 64, 64)).astype(np.float32)
+    steps = minicnn.fast.plan(model.layers)
     inputs, h = [], x
-    for layer in model:
+    for _, layer in steps:
         inputs.append(h)
         h = layer.forward(h, training=True)
     rows = []
-    for i, layer in enumerate(model):
+    for i, (first, layer) in enumerate(steps):
         xi = inputs[i]
         out = layer.forward(xi, training=True)
         dout = np.ones_like(out)
@@ -231,7 +232,7 @@ def layer_times(preset, batch, rounds):
             bw.append(time.perf_counter() - t)
         rows.append(
             {
-                "layer": f"#{i} {layer!r}",
+                "layer": f"#{first} " + " ".join(map(repr, getattr(layer, "layers", [layer]))),
                 "forward_ms": float(np.median(fw)) * 1e3,
                 "backward_ms": float(np.median(bw)) * 1e3,
             }
@@ -424,7 +425,7 @@ def report(results, memory):
                     )
                 lines.append(f"  {key[0]:8s} b{key[1]:<4d} " + " | ".join(cells))
         for preset, rows in res["layers"].items():
-            lines.append(f"\nminicnn layer by layer, {preset}, batch 32 (ms forward / backward)")
+            lines.append(f"\nminicnn step by step, {preset}, batch 32 (ms forward / backward)")
             for r in rows:
                 lines.append(f"  {r['layer']:32s} {r['forward_ms']:7.2f} {r['backward_ms']:7.2f}")
         lines.append(f"\nlargest |logit difference| vs minicnn: {res['correctness']}")

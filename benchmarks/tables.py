@@ -99,7 +99,7 @@ def layer_table(results, preset="paper", threads=None):
     )
     rows = res["layers"].get(preset, [])
     lines = [
-        f"| layer ({preset}, batch 32, {res['threads']} thread(s)) | forward ms | backward ms |"
+        f"| step ({preset}, batch 32, {res['threads']} thread(s)) | forward ms | backward ms |"
     ]
     lines.append("| --- | --- | --- |")
     for r in rows:

@@ -188,3 +188,19 @@ def test_gradient_checks_run_on_the_reference_engine():
     assert minicnn.gradcheck.check_model(model, loss, x, np.array([0, 5])) < 1e-6
     assert model.fast is True  # restored
     assert model[1].cache is not None  # the ReLU ran its own forward: the reference engine
+
+
+def test_the_learners_worked_example_runs_and_agrees(capsys):
+    """docs/learn.md's example, as a learner pastes it."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "learn.md").read_text()
+    scope = {}
+    exec(re.search(r"```python\n(.*?)```", text, re.S).group(1), scope)
+    printed = capsys.readouterr().out
+    assert float(printed.split("gradient check:")[1].split()[0]) < 1e-6
+    assert (
+        max(np.abs(a - b).max() for a, b in zip(scope["grads"][True], scope["grads"][False]))
+        < 1e-12
+    )

@@ -128,6 +128,9 @@ def main(argv=None):
     s = commands.add_parser("summary", help="print the layer table and what the model expects")
     s.add_argument("model", metavar="MODEL")
     s.set_defaults(run=summary)
+    from .cli_explain import add_commands  # explain, filters
+
+    add_commands(commands)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

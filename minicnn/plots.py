@@ -4,6 +4,7 @@ No plotting library: a chart here is a few lines, rectangles and labels on a whi
 """
 
 import math
+import os
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -157,3 +158,146 @@ def plot_confusion(cm, class_names, path, title="confusion matrix (rows true, co
     _text(draw, (8, margin_top - 24), "true", normal, "la")
     img.save(path)
     return path
+
+
+# Explanations (minicnn.explain): heatmap overlays and grids of filters or feature maps.
+
+# viridis (van der Walt and Smith, matplotlib's default colour map; CC0): 17 stops, every
+# 16th entry of its 256-entry table, interpolated linearly (within 5/255 of the full table).
+# Perceptually uniform and still ordered when printed in gray, unlike a rainbow ("jet").
+VIRIDIS = np.array(
+    [
+        (68, 1, 84), (72, 24, 106), (71, 45, 123), (66, 64, 134), (59, 82, 139),
+        (51, 99, 141), (44, 114, 142), (38, 130, 142), (33, 145, 140), (31, 160, 136),
+        (40, 174, 128), (63, 188, 115), (94, 201, 98), (132, 212, 75), (173, 220, 48),
+        (216, 226, 25), (253, 231, 37),
+    ],
+    dtype=np.float64,
+)  # fmt: skip
+
+
+def colormap(values, stops=VIRIDIS):
+    """Map values in [0, 1] (any shape, clipped; NaN counts as 0) to uint8 RGB (..., 3)."""
+    v = np.nan_to_num(np.clip(np.asarray(values, dtype=np.float64), 0, 1)) * (len(stops) - 1)
+    i = np.minimum(np.floor(v).astype(np.intp), len(stops) - 2)
+    frac = (v - i)[..., None]
+    return np.rint(stops[i] * (1 - frac) + stops[i + 1] * frac).astype(np.uint8)
+
+
+def _save(img, path):
+    """Write a PNG under a temporary name, then rename: a reader never sees half a file."""
+    tmp = f"{path}.tmp"
+    img.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path
+
+
+def _rgb(image):
+    """uint8 (C, H, W) with C = 1 or 3 -> uint8 (H, W, 3)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[0] not in (1, 3) or image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 (C, H, W) with 1 or 3 channels, got {image.shape}")
+    if image.shape[0] == 1:
+        image = np.repeat(image, 3, axis=0)
+    return image.transpose(1, 2, 0)
+
+
+def overlay(image, heatmap, alpha=0.5, scale=1):
+    """The heatmap in viridis blended over the image: a PIL RGB image, scale times larger.
+
+    image: uint8 (C, H, W), C = 1 or 3; heatmap: (H, W), values in [0, 1] (clipped).
+    out = (1 - alpha) * image + alpha * viridis(heatmap)
+    """
+    rgb = _rgb(image).astype(np.float64)
+    heat = np.asarray(heatmap)
+    if heat.shape != rgb.shape[:2]:
+        raise ValueError(f"heatmap {heat.shape} and image {rgb.shape[:2]} differ in size")
+    out = np.rint((1 - alpha) * rgb + alpha * colormap(heat)).astype(np.uint8)
+    img = Image.fromarray(out)
+    return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+
+
+def plot_explanation(image, heatmap, path, caption, top=(), title=None):
+    """Write a PNG: the image, the heatmap over it, a colour bar, the caption and top classes.
+
+    image: uint8 (C, H, W); heatmap (H, W) in [0, 1]; caption: e.g. "pneumonia 97.0%" (what
+    the map explains); top: [(class name, probability), ...]; title: e.g. "Grad-CAM".
+    """
+    C, H, W = np.asarray(image).shape
+    scale = max(1, 192 // max(H, W))
+    side_w, side_h = W * scale, H * scale
+    width, height = 2 * side_w + 300, side_h + 64
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    small, normal = _font(12), _font(14)
+    if title:
+        _text(draw, (10, 8), title, normal)
+    plain = Image.fromarray(_rgb(image)).resize((side_w, side_h), Image.Resampling.NEAREST)
+    img.paste(plain, (10, 30))
+    img.paste(overlay(image, heatmap, scale=scale), (20 + side_w, 30))
+    bar_x = 30 + 2 * side_w
+    ramp = colormap(np.linspace(1, 0, side_h))[:, None, :].repeat(10, axis=1)  # (h, 10, 3)
+    img.paste(Image.fromarray(ramp), (bar_x, 30))
+    _text(draw, (bar_x + 14, 30), "1", small, "lt")
+    _text(draw, (bar_x + 14, 30 + side_h), "0", small, "lb")
+    _text(draw, (10 + side_w // 2, 36 + side_h), "image", small, "ma")
+    _text(draw, (20 + side_w + side_w // 2, 36 + side_h), caption, normal, "ma")
+    x0, y = bar_x + 36, 30
+    if top:
+        _text(draw, (x0, y), "top classes", normal)
+        for name, p in top:
+            y += 20
+            _text(draw, (x0, y), f"{p:6.1%}  {str(name)[:32]}", small)
+    return _save(img, path)
+
+
+def _grid(tiles, columns, path, title=None, note=None, gap=2):
+    """Write uint8 tiles (n, h, w, 3), columns per row, with a title above and a note below."""
+    n, h, w, _ = tiles.shape
+    rows = math.ceil(n / columns)
+    top = 28 if title else 6
+    width = max(columns * (w + gap) + gap + 12, 260 if title else 0)
+    height = top + rows * (h + gap) + (26 if note else 6)
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    for k in range(n):
+        r, c = divmod(k, columns)
+        img.paste(Image.fromarray(tiles[k]), (6 + gap + c * (w + gap), top + r * (h + gap)))
+    if title:
+        _text(draw, (6, 8), title, _font(14))
+    if note:
+        _text(draw, (6, height - 20), note, _font(12))
+    return _save(img, path)
+
+
+def plot_filters(weights, path, title=None, cell=24):
+    """Write a grid of convolution filters (F, C, k, k) (minicnn.explain.filters).
+
+    Each filter is scaled by its largest |weight|: mid gray is 0, white positive, black
+    negative. C = 3: one RGB tile per filter, F tiles; otherwise one gray tile per filter and
+    input channel, a row per filter.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    F, C, k, _ = w.shape
+    peak = np.abs(w).max(axis=(1, 2, 3), keepdims=True)
+    g = np.rint(255 * (0.5 + 0.5 * np.divide(w, peak, out=np.zeros_like(w), where=peak > 0)))
+    g = g.astype(np.uint8)
+    up = max(1, cell // k)
+    if C == 3:
+        tiles, columns, note = g.transpose(0, 2, 3, 1), min(F, 16), None  # (F, k, k, 3)
+    else:
+        tiles = np.repeat(g.reshape(F * C, k, k, 1), 3, axis=3)  # (F*C, k, k, 3)
+        columns, note = C, "rows: filters; columns: input channels"
+    tiles = tiles.repeat(up, axis=1).repeat(up, axis=2)
+    return _grid(tiles, columns, path, title, note)
+
+
+def plot_feature_maps(maps, path, title=None, cell=48):
+    """Write a grid of one image's feature maps (C, H, W), each in viridis from its min to max."""
+    m = np.asarray(maps, dtype=np.float64)
+    C, H, W = m.shape
+    lo, hi = m.min(axis=(1, 2), keepdims=True), m.max(axis=(1, 2), keepdims=True)
+    norm = np.divide(m - lo, hi - lo, out=np.zeros_like(m), where=hi > lo)
+    up = max(1, cell // max(H, W))
+    tiles = colormap(norm).repeat(up, axis=1).repeat(up, axis=2)  # (C, H*up, W*up, 3)
+    return _grid(tiles, math.ceil(math.sqrt(C)), path, title)

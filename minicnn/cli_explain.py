@@ -1,0 +1,197 @@
+"""`python -m minicnn explain` and `python -m minicnn filters`: pictures of what a model uses.
+
+python -m minicnn explain examples/models/paper-pneumoniamnist.npz chest.png
+python -m minicnn explain MODEL.npz photos/ --method occlusion --out explained/   # + index.html
+python -m minicnn explain MODEL.npz photo.jpg --target 3 --method saliency
+python -m minicnn filters MODEL.npz --layer 0 --out filters.png
+"""
+
+import html
+import os
+import sys
+from urllib.parse import quote
+
+import numpy as np
+
+from . import explain
+from .plots import plot_explanation, plot_filters
+
+METHODS = {  # --method: (title, function)
+    "gradcam": ("Grad-CAM", explain.grad_cam),
+    "saliency": ("saliency", explain.saliency),
+    "occlusion": ("occlusion", explain.occlusion),
+}
+TOP = 3  # classes listed in each picture
+BATCH = 64  # images read and explained at a time
+
+
+def add_commands(commands):
+    """Register `explain` and `filters` on the subparsers of `python -m minicnn`."""
+    e = commands.add_parser("explain", help="draw where a model looks: one PNG per image")
+    e.add_argument("model", metavar="MODEL", help="model file, e.g. runs/paper-x/model.npz")
+    e.add_argument("image", metavar="IMAGE_OR_FOLDER", help="an image file or a folder of them")
+    e.add_argument("--method", choices=list(METHODS), default="gradcam", help="(gradcam)")
+    e.add_argument("--target", metavar="CLASS", help="class index or name (the predicted one)")
+    e.add_argument("--layer", type=int, metavar="K", help="Grad-CAM: layer index (last map)")
+    e.add_argument("--out", metavar="DIR", default="explain", help="output folder (explain)")
+    e.set_defaults(run=run_explain)
+    f = commands.add_parser("filters", help="draw the filters of a convolution layer")
+    f.add_argument("model", metavar="MODEL")
+    f.add_argument("--layer", type=int, default=0, metavar="K", help="layer index (0)")
+    f.add_argument("--out", metavar="FILE", help="PNG to write (filters-layerK.png)")
+    f.set_defaults(run=run_filters)
+
+
+def _label(model, c):
+    names = model.class_names
+    return names[c] if names is not None and c < len(names) else f"class {c}"
+
+
+def _target(model, text):
+    """--target: an index, or a class name (or one of its comma-separated synonyms)."""
+    if text is None:
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text)
+    names = model.class_names or []
+    hits = [i for i, n in enumerate(names) if text.lower() in (n.lower(), *_synonyms(n))]
+    if len(hits) != 1:
+        why = "no class is called" if not hits else "several classes are called"
+        raise ValueError(f"{why} {text!r}; give a class index (0..{len(names) - 1}) or a name")
+    return hits[0]
+
+
+def _synonyms(name):
+    return [part.strip().lower() for part in name.split(",")]
+
+
+def _png_name(path, root, method, used):
+    """A file name for path's picture, unique in the output folder."""
+    rel = os.path.relpath(path, root) if root else os.path.basename(path)
+    stem = os.path.splitext(rel)[0].replace(os.sep, "_")
+    name, k = f"{stem}.{method}.png", 1
+    while name in used:
+        k += 1
+        name = f"{stem}-{k}.{method}.png"
+    used.add(name)
+    return name
+
+
+def run_explain(args):
+    """Write a PNG per image (image, heatmap overlay, top classes); a folder also gets index.html.
+
+    Exit code 0 when every image was read, 1 when some were skipped or none was given.
+    """
+    from .__main__ import _load_model, image_paths
+
+    model = _load_model(args.model)
+    C, S, _ = model.input_shape
+    title, method = METHODS[args.method]
+    options = {"layer": args.layer} if args.method == "gradcam" else {}
+    folder = args.image if os.path.isdir(args.image) else None
+    paths = image_paths([args.image])
+    os.makedirs(args.out, exist_ok=True)
+    used, entries, skipped = set(), [], []
+    try:
+        target = _target(model, args.target)
+        for start in range(0, len(paths), BATCH):
+            batch, images, missed = _read_images(paths[start : start + BATCH], S, C)
+            skipped += missed
+            if not images:
+                continue
+            images = np.stack(images)  # (n, C, S, S) uint8
+            maps = method(model, images, target, **options)  # (n, S, S)
+            probs = model.predict_proba(images)  # (n, K)
+            for path, image, heat, p in zip(batch, images, maps, probs):
+                t = int(p.argmax()) if target is None else target
+                caption = f"{_label(model, t)[:28]}  {p[t]:.1%}"
+                heading = f"{title}: {os.path.basename(path)}"
+                if args.method == "occlusion":  # probability drops: the positive part, scaled
+                    peak = float(heat.max())
+                    heading += f" (largest drop {peak:.3f})"
+                    heat = np.clip(heat / peak, 0, 1) if peak > 0 else np.zeros_like(heat)
+                top = [(_label(model, c), p[c]) for c in np.argsort(-p, kind="stable")[:TOP]]
+                name = _png_name(path, folder, args.method, used)
+                plot_explanation(image, heat, os.path.join(args.out, name), caption, top, heading)
+                entries.append((name, os.path.relpath(path, folder) if folder else path, caption))
+                print(f"{path} -> {os.path.join(args.out, name)}")
+    except ValueError as e:  # a target or layer the model does not have (ShapeError too)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if folder is not None:
+        index = _write_index(args.out, entries, f"{title}, {args.model}, {folder}")
+        print(f"wrote {index}")
+    return _report_skipped(skipped, len(paths))
+
+
+def _read_images(paths, size, channels):
+    """Decode as training did: (paths read, uint8 (C, S, S) images, [(path, why)] skipped)."""
+    from .data import load_image
+
+    read, images, skipped = [], [], []
+    for path in paths:
+        try:
+            images.append(load_image(path, size, channels))
+            read.append(path)
+        except FileNotFoundError as e:
+            skipped.append((path, str(e)))
+        except (OSError, ValueError, SyntaxError) as e:  # Pillow: cannot decode it
+            skipped.append((path, f"cannot read image {path}: {e}"))
+    return read, images, skipped
+
+
+def _report_skipped(skipped, total):
+    """Name each skipped image on stderr; exit code 1 if any was skipped or none was given."""
+    for _, message in skipped:
+        print(f"skipped: {message}", file=sys.stderr)
+    if skipped:
+        done = total - len(skipped)
+        print(f"error: {len(skipped)} of {total} images could not be read ({done} done)",
+              file=sys.stderr)  # fmt: skip
+    elif not total:
+        print("error: no images given", file=sys.stderr)
+    return 1 if skipped or not total else 0
+
+
+def _write_index(out, entries, heading):
+    """index.html in out: every picture in a grid, each with its image path and caption."""
+    figures = "\n".join(
+        f'<figure><img src="{quote(name)}" alt="{html.escape(rel)}">'
+        f"<figcaption>{html.escape(rel)}<br>{html.escape(caption)}</figcaption></figure>"
+        for name, rel, caption in entries
+    )
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(heading)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1em; }}
+.grid {{ display: flex; flex-wrap: wrap; gap: 1em; }}
+figure {{ margin: 0; }} figcaption {{ font-size: small; }}
+</style></head>
+<body><h1>{html.escape(heading)}</h1>
+<div class="grid">
+{figures}
+</div></body></html>
+"""
+    path = os.path.join(out, "index.html")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(page)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def run_filters(args):
+    """Write a grid of one Conv2D layer's filters (mid gray 0, white positive, black negative)."""
+    from .__main__ import _load_model
+
+    model = _load_model(args.model)
+    try:
+        weights = explain.filters(model, args.layer)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    F, C, k, _ = weights.shape
+    i = args.layer % len(model.layers)
+    out = args.out or f"filters-layer{i}.png"
+    plot_filters(weights, out, title=f"layer #{i} {model.layers[i]!r}: {F} filters {k}x{k}")
+    print(f"wrote {out}")
+    return 0

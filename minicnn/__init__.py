@@ -5,15 +5,19 @@ side by side), losses.py, sequential.py, optim.py, models.py, gradcheck.py; the 
 hot loops are in the top-level package `kernels/`.
 """
 
-from . import data, explain, fast, gradcheck, metrics, models
+from . import data, fast, gradcheck, metrics, models
 from ._kernels import kernels, kernels_compiled
 from .fast import threads
 from .io import load, save
 from .layers import (
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Conv2D,
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool2D,
     Layer,
     MaxPool2D,
     ReLU,
@@ -32,11 +36,15 @@ __version__ = "0.1.0"
 __all__ = [
     "SGD",
     "Adam",
+    "AvgPool2D",
+    "BatchNorm1D",
+    "BatchNorm2D",
     "BinaryCrossEntropy",
     "Conv2D",
     "Dense",
     "Dropout",
     "Flatten",
+    "GlobalAvgPool2D",
     "Layer",
     "MaxPool2D",
     "Parameter",

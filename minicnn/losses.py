@@ -2,21 +2,31 @@
 
 import numpy as np
 
-from .layers.activations import sigmoid, softmax
+from .layers.activations import sigmoid
 
 
 class SoftmaxCrossEntropy:
     """Mean cross-entropy of softmax(logits) against integer class targets.
 
     Shape: logits (N, K), targets (N,) ints in [0, K). Returns a float.
-    loss_i = logsumexp(logits_i) - logits_i[t_i], computed after subtracting the row max,
-    so logits in the thousands are fine. backward() -> (softmax - onehot) / N, (N, K).
-    class_weights (K,), optional: weighted mean sum(w_t * loss) / sum(w_t), as in PyTorch,
-    for imbalanced data.
+    log p = logits - logsumexp(logits), computed after subtracting the row max, so logits in
+    the thousands are fine; loss_i = -log p_i[t_i].
+    label_smoothing s (PyTorch's definition): the target is (1 - s) * one_hot + s / K, so
+    loss_i = (1 - s) * (-log p_i[t_i]) + s / K * sum_k (-log p_i[k]).
+    class_weights w (K,), optional, as in PyTorch: the weighted mean
+        loss = sum_i [(1 - s) w[t_i] (-log p_i[t_i]) + s / K sum_k w[k] (-log p_i[k])]
+               / sum_i w[t_i]
+    (torch.nn.functional.cross_entropy: the smoothing term weighs each class k by w[k] and
+    is divided by the same sum of target weights as the plain term).
+    backward() -> dlogits (N, K) = (sum_k q_ik) * p_i - q_i, with q_i the weighted target
+    row divided by sum_i w[t_i]; without weights, (p - target) / N.
     """
 
-    def __init__(self, class_weights=None):
+    def __init__(self, class_weights=None, label_smoothing=0.0):
         self.class_weights = None if class_weights is None else np.asarray(class_weights)
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
 
     def forward(self, logits, targets):
         if logits.ndim != 2:
@@ -30,24 +40,25 @@ class SoftmaxCrossEntropy:
         if N and (targets.min() < 0 or targets.max() >= K):
             bad = targets[(targets < 0) | (targets >= K)][0]
             raise ValueError(f"label {bad} is outside the {K} classes [0, {K - 1}]")
+        if self.class_weights is not None and self.class_weights.shape != (K,):
+            raise ValueError(
+                f"class_weights has shape {self.class_weights.shape}, the logits have {K} classes"
+            )
         shifted = logits - logits.max(axis=1, keepdims=True)
-        log_z = np.log(np.exp(shifted).sum(axis=1))
-        losses = log_z - shifted[np.arange(N), targets]  # (N,)
-        if self.class_weights is None:
-            w = np.full(N, 1.0 / N, dtype=logits.dtype)
-        else:
-            w = self.class_weights[targets].astype(logits.dtype)
-            w = w / w.sum()
-        self._probs = softmax(logits, axis=1)
-        self._targets = targets
-        self._w = w
-        return float((w * losses).sum())
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, K)
+        w = np.ones(K) if self.class_weights is None else self.class_weights  # (K,)
+        w = w.astype(logits.dtype)
+        total = w[targets].sum()  # sum_i w[t_i]: N without weights
+        s = self.label_smoothing
+        # q (N, K): each row's weighted target, divided by the total (loss = -sum q * log p)
+        q = np.tile((s / K) * w / total, (N, 1))
+        q[np.arange(N), targets] += (1 - s) * w[targets] / total
+        self._probs = np.exp(log_p)
+        self._q = q
+        return float(-(q * log_p).sum())
 
     def backward(self):
-        N = self._probs.shape[0]
-        dlogits = self._probs.copy()
-        dlogits[np.arange(N), self._targets] -= 1
-        return dlogits * self._w[:, None]
+        return self._q.sum(axis=1, keepdims=True) * self._probs - self._q
 
 
 class BinaryCrossEntropy:

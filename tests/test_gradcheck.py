@@ -49,8 +49,11 @@ def test_conv2d(C, F, H, W, k, stride, padding):
         ((2, 1, 7, 7), 3, 1),  # heavily overlapping
     ],
 )
-def test_maxpool(shape, pool, stride):
-    assert check_layer(minicnn.MaxPool2D(pool, stride), distinct(shape)) < BOUND
+@pytest.mark.parametrize("Pool", [minicnn.MaxPool2D, minicnn.AvgPool2D])
+def test_pools(Pool, shape, pool, stride):
+    layer = Pool(pool, stride)
+    assert check_layer(layer, distinct(shape)) < BOUND
+    assert layer.forward(distinct(shape)).shape[1:] == layer.output_shape(shape[1:])
 
 
 @pytest.mark.parametrize("shape", [(4, 7), (2, 3, 5, 6)])
@@ -160,3 +163,42 @@ def test_paper_sigmoid_head_end_to_end():
         training=True,
     )
     assert err < BOUND
+
+
+@pytest.mark.parametrize("weights", [None, [1.0, 2.0, 0.5, 3.0]])
+def test_softmax_cross_entropy_label_smoothing(weights):
+    logits = np.random.default_rng(3).standard_normal((6, 4)) * 2
+    targets = np.array([0, 1, 2, 3, 1, 1])
+    loss = minicnn.SoftmaxCrossEntropy(weights, label_smoothing=0.2)
+    value, err = _loss_gradcheck(loss, logits, targets)
+    assert err < BOUND
+    # PyTorch's cross_entropy(weight=w, label_smoothing=s), mean reduction, written out:
+    # [(1 - s) sum_i w[t_i] nll_i + s / K sum_i sum_k w[k] (-log p_ik)] / sum_i w[t_i]
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    w = np.ones(4) if weights is None else np.array(weights)
+    nll = -log_p[np.arange(6), targets]
+    smooth = -(log_p * w).sum(axis=1)
+    expected = (0.8 * (w[targets] * nll).sum() + 0.2 / 4 * smooth.sum()) / w[targets].sum()
+    assert value == pytest.approx(expected, rel=1e-12)
+    if weights is None:  # the same as cross-entropy against the target (1 - s) one_hot + s / K
+        q = np.full((6, 4), 0.2 / 4)
+        q[np.arange(6), targets] += 0.8
+        assert value == pytest.approx(-(q * log_p).sum(axis=1).mean(), rel=1e-12)
+        loss.forward(logits, targets)  # the gradient check ended on a perturbed copy
+        np.testing.assert_allclose(loss.backward(), (np.exp(log_p) - q) / 6, rtol=1e-10)
+
+
+def test_label_smoothing_by_hand_and_its_bounds():
+    # two classes, logits equal: p = 1/2 each, so every -log p is log 2 whatever the target
+    loss = minicnn.SoftmaxCrossEntropy(label_smoothing=0.5)
+    assert loss.forward(np.zeros((3, 2)), np.array([0, 1, 1])) == pytest.approx(np.log(2))
+    # logits (0, log 3): p = (1/4, 3/4); target 1 with s = 0.5 -> q = (1/4, 3/4): the loss is
+    # the entropy of q, and the gradient p - q is 0
+    value = loss.forward(np.array([[0.0, np.log(3.0)]]), np.array([1]))
+    assert value == pytest.approx(-(0.25 * np.log(0.25) + 0.75 * np.log(0.75)), rel=1e-12)
+    np.testing.assert_allclose(loss.backward(), 0, atol=1e-15)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="label_smoothing must be in"):
+            minicnn.SoftmaxCrossEntropy(label_smoothing=bad)
+    with pytest.raises(ValueError, match="class_weights has shape"):
+        minicnn.SoftmaxCrossEntropy([1.0, 2.0]).forward(np.zeros((2, 3)), np.array([0, 1]))

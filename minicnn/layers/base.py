@@ -62,6 +62,10 @@ class Layer:
     def output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def macs(self, input_shape):
+        """Multiply-adds of forward for one image of input_shape (layers/cost.py counts)."""
+        return 0
+
     def config(self):
         """The constructor arguments, as plain JSON values (used to save a model)."""
         return {}

@@ -5,7 +5,7 @@ side by side), losses.py, sequential.py, optim.py, models.py, gradcheck.py; the 
 hot loops are in the top-level package `kernels/`.
 """
 
-from . import data, fast, gradcheck, metrics, models
+from . import data, explain, fast, gradcheck, metrics, models
 from ._kernels import kernels, kernels_compiled
 from .fast import threads
 from .io import load, save

@@ -5,7 +5,7 @@ side by side), losses.py, sequential.py, optim.py, models.py, gradcheck.py; the 
 hot loops are in the top-level package `kernels/`.
 """
 
-from . import data, explain, fast, gradcheck, metrics, models
+from . import data, explain, fast, gradcheck, metrics, models, schedules
 from ._kernels import kernels, kernels_compiled
 from .fast import threads
 from .io import load, save
@@ -26,7 +26,7 @@ from .layers import (
     Softmax,
 )
 from .losses import BinaryCrossEntropy, SoftmaxCrossEntropy
-from .optim import SGD, Adam
+from .optim import SGD, Adam, AdamW
 from .parameter import Parameter
 from .sequential import Sequential
 from .train import evaluate, fit
@@ -36,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SGD",
     "Adam",
+    "AdamW",
     "AvgPool2D",
     "BatchNorm1D",
     "BatchNorm2D",
@@ -65,5 +66,6 @@ __all__ = [
     "metrics",
     "models",
     "save",
+    "schedules",
     "threads",
 ]

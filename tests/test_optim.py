@@ -71,3 +71,76 @@ def test_adam_state_round_trip():
     opt.step()
     opt2.step()
     np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_adamw_two_steps_by_hand():
+    """torch.optim.AdamW: p *= 1 - lr * wd, then the Adam step with the plain gradient."""
+    p = minicnn.Parameter(np.array([0.5, -2.0]))
+    opt = minicnn.AdamW([p], lr=0.01, weight_decay=0.1)
+    value, m, v = np.array([0.5, -2.0]), 0.0, 0.0
+    for t, g in enumerate([np.array([1.0, 0.2]), np.array([-0.5, 0.4])], start=1):
+        p.grad = g
+        opt.step()
+        value = value * (1 - 0.01 * 0.1)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        value = value - 0.01 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        np.testing.assert_allclose(p.data, value, rtol=1e-12)
+    assert opt.t == 2 and opt.weight_decay == 0.1
+    assert minicnn.AdamW([p]).weight_decay == 1e-2  # PyTorch's default
+
+
+def test_adamw_decay_is_not_seen_by_the_moments():
+    """With g = 0 AdamW only shrinks p (Adam with L2 would move m and v)."""
+    p = minicnn.Parameter(np.array([2.0]))
+    p.grad = np.array([0.0])
+    opt = minicnn.AdamW([p], lr=0.1, weight_decay=0.5)
+    opt.step()
+    assert p.data[0] == pytest.approx(2.0 * (1 - 0.05), rel=1e-12)
+    assert opt.m[0][0] == 0.0 and opt.v[0][0] == 0.0
+
+
+def test_parameter_groups_and_no_decay():
+    a, b, c = (minicnn.Parameter(np.array([1.0])) for _ in range(3))
+    for q in (a, b, c):
+        q.grad = np.array([0.0])
+    opt = minicnn.AdamW(
+        [{"params": [a, b]}, {"params": [c], "weight_decay": 0.3}],
+        lr=0.1,
+        weight_decay=0.5,
+        no_decay=[b],
+    )
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.5, 0.0, 0.3]
+    assert [g["params"] for g in opt.param_groups] == [[a], [b], [c]]
+    assert opt.parameters == [a, b, c]
+    opt.step()
+    np.testing.assert_allclose([a.data[0], b.data[0], c.data[0]], [0.95, 1.0, 0.97], rtol=1e-12)
+    # Adam: the same groups, as an L2 term in the gradient (g = 0 + wd * p, first step -lr)
+    x, y = minicnn.Parameter(np.array([1.0])), minicnn.Parameter(np.array([1.0]))
+    x.grad, y.grad = np.array([0.0]), np.array([0.0])
+    minicnn.Adam([x, y], lr=0.1, weight_decay=0.5, no_decay=[y]).step()
+    assert x.data[0] == pytest.approx(0.9, rel=1e-6) and y.data[0] == 1.0
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        minicnn.Adam([{"params": [a]}, {"params": [a]}])
+    with pytest.raises(ValueError, match=r'keys "params" and optionally "weight_decay".*lr'):
+        minicnn.Adam([{"params": [a], "lr": 0.1}])
+
+
+def test_biases_and_norms_are_the_one_dimensional_parameters():
+    conv, bn, head = minicnn.Conv2D(3, 4, 3), minicnn.BatchNorm2D(4), minicnn.Dense(4, 2)
+    model = minicnn.Sequential([conv, bn, minicnn.ReLU(), minicnn.GlobalAvgPool2D(), head])
+    skip = minicnn.optim.biases_and_norms(model.parameters())
+    assert skip == [conv.b, bn.gamma, bn.beta, head.b]
+    opt = minicnn.AdamW(model.parameters(), no_decay=skip)
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(model.parameters())
+
+
+def test_optimizer_state_must_fit_its_parameters():
+    p, q = minicnn.Parameter(np.ones(2)), minicnn.Parameter(np.ones(3))
+    state = minicnn.Adam([p, q]).state_dict()
+    with pytest.raises(ValueError, match="does not fit this optimizer's 2 parameters"):
+        minicnn.Adam([q, p]).load_state_dict(state)
+    every = [minicnn.SGD([p], lr=0.1), minicnn.Adam([p]), minicnn.AdamW([p])]
+    for opt in every:  # a settable learning rate, as schedules need
+        opt.lr = 0.25
+        assert opt.lr == 0.25

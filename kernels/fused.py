@@ -1,4 +1,4 @@
-"""Bias + ReLU (+ max pool) straight out of the convolution's matrix multiply.
+"""Scale and shift, ReLU (+ max pool) straight out of the convolution's matrix multiply.
 
 The convolution's product Y is (F, N, H, Wr): channel-major, as the matrix multiply gives it,
 with rows Wr >= W wide, of which only the first W columns are the output (a stride-1
@@ -6,22 +6,27 @@ convolution computes its rows at the padded width; see kernels/im2col.py: im2col
 passed whole and contiguous, with W, rather than as the strided view Y[..., :W]: then
 LLVM knows each row is contiguous and vectorises the loops (measured up to 3x faster).
 
-These kernels add the bias, apply ReLU, pool, and write the result in NCHW, in one pass,
-instead of three passes and a transpose. They compute exactly what Conv2D, ReLU and
+These kernels compute z = Y * scale[f] + shift[f] per channel, apply ReLU, pool, and write
+the result in NCHW, in one pass, instead of three passes and a transpose. For a convolution
+with a bias, scale is 1 and shift the bias (Y * 1 is Y exactly: the same z as Conv2D's);
+after a convolution in training, BatchNorm's scale gamma / std and shift beta - mean *
+scale (minicnn/fast/batchnorm.py). They compute what Conv2D (+ BatchNorm), ReLU and
 MaxPool2D compute one after the other; tests/test_fused.py checks that. The backward
-kernels write all of dY (F, N, H, Wr), zeros in the unused columns.
+kernels write all of dY (F, N, H, Wr), the gradient with respect to z, zeros in the unused
+columns.
 """
 
 from .jit import jit
 
 
 @jit
-def bias_relu_pool_forward(Y, W, b, pool, stride, out, argmax):
-    """out[n, f] = maxpool(relu(Y[f, n, :, :W] + b[f])); argmax = flat h*W + w of each max.
+def bias_relu_pool_forward(Y, W, scale, shift, pool, stride, out, argmax):
+    """out[n, f] = maxpool(relu(Y[f, n, :, :W] * scale[f] + shift[f])); argmax of each max.
 
-    Y: (F, N, H, Wr); b: (F,); out, argmax: (N, F, H_out, W_out). Ties go to the first max.
-    The bias is added before comparing, so the values compared are the ones MaxPool2D sees
-    (rounding and all), and relu(max(v)) = max(relu(v)) lets ReLU come once, after the max.
+    Y: (F, N, H, Wr); scale, shift: (F,); out, argmax: (N, F, H_out, W_out); argmax is the
+    flat h*W + w of the maximum, ties going to the first. z is computed before comparing,
+    so the values compared are the ones MaxPool2D sees (rounding and all), and
+    relu(max(v)) = max(relu(v)) lets ReLU come once, after the max.
     """
     F, N = Y.shape[0], Y.shape[1]
     out_h, out_w = out.shape[2], out.shape[3]
@@ -29,16 +34,16 @@ def bias_relu_pool_forward(Y, W, b, pool, stride, out, argmax):
     for nf in range(N * F):
         n = nf // F
         f = nf % F
-        bf = b[f]
+        sf, bf = scale[f], shift[f]
         for oh in range(out_h):
             for ow in range(out_w):
                 h0 = oh * stride
                 w0 = ow * stride
-                best = Y[f, n, h0, w0] + bf
+                best = Y[f, n, h0, w0] * sf + bf
                 best_i = h0 * W + w0
                 for i in range(pool):
                     for j in range(pool):
-                        v = Y[f, n, h0 + i, w0 + j] + bf
+                        v = Y[f, n, h0 + i, w0 + j] * sf + bf
                         if v > best:
                             best = v
                             best_i = (h0 + i) * W + w0 + j
@@ -48,7 +53,7 @@ def bias_relu_pool_forward(Y, W, b, pool, stride, out, argmax):
 
 
 @jit
-def bias_relu_pool2_forward(Y, W, b, out, argmax):
+def bias_relu_pool2_forward(Y, W, scale, shift, out, argmax):
     """bias_relu_pool_forward for the common 2x2 window with stride 2, unrolled.
 
     Same result, ties included (the first maximum in reading order wins); the four values
@@ -60,15 +65,15 @@ def bias_relu_pool2_forward(Y, W, b, out, argmax):
     zero = out.dtype.type(0)  # a bare 0 would make the select float64
     for n in range(N):
         for f in range(F):
-            bf = b[f]
+            sf, bf = scale[f], shift[f]
             for oh in range(out_h):
                 h0 = 2 * oh
                 top, bottom = Y[f, n, h0], Y[f, n, h0 + 1]
                 o, am = out[n, f, oh], argmax[n, f, oh]
                 for ow in range(out_w):
                     w0 = 2 * ow
-                    a, c = top[w0] + bf, top[w0 + 1] + bf
-                    d, e = bottom[w0] + bf, bottom[w0 + 1] + bf
+                    a, c = top[w0] * sf + bf, top[w0 + 1] * sf + bf
+                    d, e = bottom[w0] * sf + bf, bottom[w0 + 1] * sf + bf
                     top_max, top_w = (a, w0) if a >= c else (c, w0 + 1)
                     bottom_max, bottom_w = (d, w0) if d >= e else (e, w0 + 1)
                     if top_max >= bottom_max:
@@ -149,17 +154,20 @@ def bias_relu_pool2_backward(dout, out, argmax, W, dY, db_partial):
 
 
 @jit
-def bias_relu_forward(Y, W, b, out):
-    """out[n, f] = relu(Y[f, n, :, :W] + b[f]). Y: (F, N, H, Wr); out: (N, F, H, W)."""
+def bias_relu_forward(Y, W, scale, shift, out):
+    """out[n, f] = relu(Y[f, n, :, :W] * scale[f] + shift[f]).
+
+    Y: (F, N, H, Wr); scale, shift: (F,); out: (N, F, H, W).
+    """
     F, N, H = Y.shape[0], Y.shape[1], Y.shape[2]
     zero = out.dtype.type(0)
     for n in range(N):
         for f in range(F):
-            bf = b[f]
+            sf, bf = scale[f], shift[f]
             for h in range(H):
                 y, o = Y[f, n, h], out[n, f, h]
                 for w in range(W):
-                    v = y[w] + bf
+                    v = y[w] * sf + bf
                     o[w] = v if v > 0 else zero
     return out
 
@@ -168,7 +176,7 @@ def bias_relu_forward(Y, W, b, out):
 def bias_relu_backward(dout, out, W, dY, db_partial):
     """dY[f, n, :, :W] = dout[n, f] where out > 0, else 0 (and 0 in columns >= W).
 
-    db_partial (N, F): per-image sums of the gradient, the bias gradient's pieces.
+    db_partial (N, F): per-image sums of the gradient, the shift's (bias's) gradient pieces.
     """
     F, N, H, Wr = dY.shape
     zero = dY.dtype.type(0)

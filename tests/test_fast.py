@@ -38,16 +38,16 @@ def chunk(request, monkeypatch):
     return request.param
 
 
-def run(model, x, dout, fast):
+def run(model, x, dout, fast, training=True):
     """Output, input gradient and parameter gradients of one forward/backward pass."""
     model.fast = fast
-    out = model.forward(x, training=True)
+    out = model.forward(x, training=training)
     dx = model.backward(dout.astype(x.dtype), input_grad=True)
     return [out, dx] + [p.grad.copy() for p in model.parameters()]
 
 
-def errors(model, x, dout):
-    fast, ref = run(model, x, dout, True), run(model, x, dout, False)
+def errors(model, x, dout, training=True):
+    fast, ref = run(model, x, dout, True, training), run(model, x, dout, False, training)
     assert [a.shape for a in fast] == [b.shape for b in ref]
     return [rel_error(a, b) for a, b in zip(fast, ref)]
 
@@ -55,6 +55,15 @@ def errors(model, x, dout):
 def convnet(kind, C, k, stride, padding, pool, pool_stride, seed):
     """A one-conv model of the kind the fast engine plans into a given step."""
     rng = np.random.default_rng(seed)
+    if kind.startswith("bn"):  # Conv2D(bias=False) -> BatchNorm2D -> ReLU [-> MaxPool2D]
+        conv = minicnn.Conv2D(C, 5, k, stride=stride, padding=padding, rng=rng, bias=False)
+        bn = minicnn.BatchNorm2D(5)
+        bn.gamma.data[:] = rng.uniform(0.5, 1.5, 5)
+        bn.beta.data[:] = rng.standard_normal(5) * 0.1
+        bn.running_mean[:] = rng.standard_normal(5) * 0.1
+        bn.running_var[:] = rng.uniform(0.5, 2, 5)
+        pool = [minicnn.MaxPool2D(pool, pool_stride)] if kind == "bn_block" else []
+        return minicnn.Sequential([conv, bn, minicnn.ReLU()] + pool)
     conv = minicnn.Conv2D(C, 5, k, stride=stride, padding=padding, rng=rng)
     conv.b.data[:] = rng.standard_normal(5) * 0.1  # non-zero biases
     layers = {
@@ -84,12 +93,29 @@ def test_fast_equals_reference_in_float64(case, kind, n_threads, chunk):
     model = convnet(kind, C, k, stride, padding, pool, pool_stride, seed=1).astype(np.float64)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((5, C, H, W))
-    model.input_shape = (C, H, W)
     dout = rng.standard_normal((5, *model.output_shape((C, H, W))))
     assert max(errors(model, x, dout)) <= 1e-12
 
 
-@pytest.mark.parametrize("kind", ["block", "conv"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("kind", ["bn_block", "bn_relu"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
+def test_batchnorm_block_equals_reference_in_float64(case, kind, training, n_threads, chunk):
+    """Outputs, gradients (gamma, beta, W, x) and the running statistics after the step."""
+    C, H, W, k, stride, padding, pool, pool_stride = case
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((5, C, H, W)) + 0.5
+    results = []
+    for fast in (True, False):
+        model = convnet(kind, C, k, stride, padding, pool, pool_stride, seed=1).astype(np.float64)
+        dout = np.random.default_rng(3).standard_normal((5, *model.output_shape((C, H, W))))
+        arrays = run(model, x, dout, fast, training)
+        results.append(arrays + [model[1].running_mean, model[1].running_var])
+    assert len(results[0]) == 7 and results[0][-1].dtype == np.float64
+    assert max(rel_error(a, b) for a, b in zip(*results)) <= 1e-12
+
+
+@pytest.mark.parametrize("kind", ["block", "conv", "bn_block"])
 @pytest.mark.parametrize("case", CASES[:4], ids=lambda c: "x".join(map(str, c)))
 def test_fast_equals_reference_in_float32(case, kind, chunk):
     C, H, W, k, stride, padding, pool, pool_stride = case
@@ -104,7 +130,9 @@ def test_fast_equals_reference_in_float32(case, kind, chunk):
     assert max(worst) <= 1e-2, worst  # a near-tie decided the other way: one entry
 
 
-@pytest.mark.parametrize("preset", [minicnn.models.paper, minicnn.models.paper13])
+@pytest.mark.parametrize(
+    "preset", [minicnn.models.paper, minicnn.models.paper13, minicnn.models.paper_bn]
+)
 @pytest.mark.parametrize("dtype, bound", [(np.float64, 1e-12), (np.float32, 1e-5)])
 def test_paper_networks_train_alike_on_both_engines(preset, dtype, bound, n_threads):
     """Three Adam steps (lr 1e-3, dropout on) from the same weights: the same loss and weights."""
@@ -167,6 +195,12 @@ def test_plan_picks_the_fast_twin_of_each_layer():
         minicnn.MaxPool2D(2),
         minicnn.Conv2D(2, 2, 3),
         minicnn.ReLU(),
+        minicnn.Conv2D(2, 2, 3, bias=False),
+        minicnn.BatchNorm2D(2),
+        minicnn.ReLU(),
+        minicnn.MaxPool2D(2),
+        minicnn.Conv2D(2, 2, 3),  # a bias before BatchNorm: not fused
+        minicnn.BatchNorm2D(2),
         minicnn.Flatten(),
     ]
     steps = minicnn.fast.plan(layers)
@@ -174,9 +208,12 @@ def test_plan_picks_the_fast_twin_of_each_layer():
         "FastConv",
         "FastMaxPool",
         "ConvBlock",
+        "ConvBNBlock",
+        "FastConv",
+        "BatchNorm2D",
         "Flatten",
     ]
-    assert [i for i, _ in steps] == [0, 1, 2, 4]
+    assert [i for i, _ in steps] == [0, 1, 2, 4, 8, 9, 10]
 
 
 def test_gradient_checks_run_on_the_reference_engine():

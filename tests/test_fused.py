@@ -33,15 +33,16 @@ def test_bias_relu_pool_kernels_match_reference(shape, pool, stride, dtype, extr
     Y = (rng.permutation(F * N * H * W).reshape(shape) - F * N * H * W / 2).astype(dtype)
     Yr = padded(Y, extra, 1e6)  # the unused columns must not win a window
     b = rng.standard_normal(F).astype(dtype)
+    ones = np.ones(F, dtype)
     z = np.maximum(Y.transpose(1, 0, 2, 3) + b[:, None, None], 0)  # (N, F, H, W)
     ref_out, ref_backward = naive.maxpool(z, pool, stride)
     out = np.empty(ref_out.shape, dtype=dtype)
     argmax = np.empty(out.shape, dtype=np.int32)
-    kernels.fused.bias_relu_pool_forward(Yr, W, b, pool, stride, out, argmax)
+    kernels.fused.bias_relu_pool_forward(Yr, W, ones, b, pool, stride, out, argmax)
     np.testing.assert_array_equal(out, ref_out.astype(dtype))
     if pool == stride == 2:
         out2, argmax2 = np.empty_like(out), np.empty_like(argmax)
-        kernels.fused.bias_relu_pool2_forward(Yr, W, b, out2, argmax2)
+        kernels.fused.bias_relu_pool2_forward(Yr, W, ones, b, out2, argmax2)
         np.testing.assert_array_equal(out2, out)
         np.testing.assert_array_equal(argmax2, argmax)
     dout = rng.standard_normal(out.shape).astype(dtype)
@@ -68,7 +69,7 @@ def test_bias_relu_kernels_match_reference(dtype, extra):
     b = rng.standard_normal(3).astype(dtype)
     z = Y.transpose(1, 0, 2, 3) + b[:, None, None]
     out = np.empty(z.shape, dtype=dtype)
-    kernels.fused.bias_relu_forward(padded(Y, extra, np.nan), 4, b, out)
+    kernels.fused.bias_relu_forward(padded(Y, extra, np.nan), 4, np.ones(3, dtype), b, out)
     np.testing.assert_array_equal(out, np.maximum(z, 0))
     dout = rng.standard_normal(z.shape).astype(dtype)
     dY = np.full((3, 2, 5, 4 + extra), np.nan, dtype=dtype)
@@ -84,7 +85,8 @@ def test_pool_kernels_pick_the_first_of_tied_maxima(kernel):
     Y = np.zeros((1, 1, 2, 2))
     Y[0, 0] = [[1.0, 3.0], [3.0, 3.0]]
     out, argmax = np.empty((1, 1, 1, 1)), np.empty((1, 1, 1, 1), np.int32)
-    args = (Y, 2, np.zeros(1), 2, 2) if kernel == "bias_relu_pool_forward" else (Y, 2, np.zeros(1))
+    ab = (Y, 2, np.ones(1), np.zeros(1))
+    args = ab + (2, 2) if kernel == "bias_relu_pool_forward" else ab
     getattr(kernels.fused, kernel)(*args, out, argmax)
     assert out[0, 0, 0, 0] == 3.0 and argmax[0, 0, 0, 0] == 1  # (0, 1), not (1, 0) or (1, 1)
 
@@ -95,7 +97,8 @@ def test_pool_kernels_compare_after_the_bias_like_the_layers_do(kernel):
     Y = np.array([[[[0.5, 1.0], [0.0, 0.0]]]], np.float32)
     b = np.array([2.0**24], np.float32)
     out, argmax = np.empty((1, 1, 1, 1), np.float32), np.empty((1, 1, 1, 1), np.int32)
-    args = (Y, 2, b, 2, 2) if kernel == "bias_relu_pool_forward" else (Y, 2, b)
+    ab = (Y, 2, np.ones(1, np.float32), b)
+    args = ab + (2, 2) if kernel == "bias_relu_pool_forward" else ab
     getattr(kernels.fused, kernel)(*args, out, argmax)
     pool = minicnn.MaxPool2D(2)
     expected = pool.forward(np.maximum(Y + b[:, None, None], 0))
@@ -115,11 +118,11 @@ def test_fused_kernels_do_no_float64_arithmetic_on_float32():
         np.empty((1, 2), f32),
     )
     calls = {
-        "bias_relu_pool2_forward": (Y, 4, b, out, am),
+        "bias_relu_pool2_forward": (Y, 4, b, b, out, am),
         "bias_relu_pool2_backward": (out, out, am, 4, Y, db),
-        "bias_relu_pool_forward": (Y, 4, b, 2, 2, out, am),
+        "bias_relu_pool_forward": (Y, 4, b, b, 2, 2, out, am),
         "bias_relu_pool_backward": (out, out, am, 4, Y, db),
-        "bias_relu_forward": (Y, 4, b, np.empty((1, 2, 4, 4), f32)),
+        "bias_relu_forward": (Y, 4, b, b, np.empty((1, 2, 4, 4), f32)),
         "bias_relu_backward": (np.ones((1, 2, 4, 4), f32), np.ones((1, 2, 4, 4), f32), 4, Y, db),
     }
     for name, args in calls.items():

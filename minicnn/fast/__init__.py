@@ -6,6 +6,8 @@ forward and backward instead. Everything here exists only for speed:
 | step (file)            | equals (reference layers)             | faster by                |
 | ---------------------- | ------------------------------------- | ------------------------ |
 | ConvBlock (blocks.py)  | Conv2D -> ReLU [-> MaxPool2D]         | fused epilogue, chunks   |
+| ConvBNBlock            | Conv2D(bias=False) -> BatchNorm2D ->  | BatchNorm folded (eval), |
+|   (batchnorm.py)       |   ReLU [-> MaxPool2D]                 | fused statistics (train) |
 | FastConv (conv.py)     | Conv2D                                | chunked im2col, threads  |
 | FastMaxPool (pool.py)  | MaxPool2D                             | threads                  |
 | any other layer        | itself (its own forward and backward) |                          |
@@ -18,29 +20,37 @@ in float64 to a relative error of 1e-12, in float32 within rounding, with chunk
 boundaries inside the batch, at 1 and 2 threads, and over Adam steps of both paper networks.
 """
 
-from ..layers import Conv2D, MaxPool2D, ReLU
+from ..layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU
 from . import threads
+from .batchnorm import ConvBNBlock
 from .blocks import ConvBlock
 from .conv import FastConv
 from .pool import FastMaxPool
 
-__all__ = ["ConvBlock", "FastConv", "FastMaxPool", "plan", "threads"]
+__all__ = ["ConvBNBlock", "ConvBlock", "FastConv", "FastMaxPool", "plan", "threads"]
 
 
 def plan(layers):
     """Group layers into the fast engine's steps: a list of (index of first layer, step).
 
-    Conv2D, ReLU [, MaxPool2D] in a row become a ConvBlock; a Conv2D or a MaxPool2D on its
-    own its fast twin; every other layer is its own step. A step that is not the layer
+    Conv2D, ReLU [, MaxPool2D] in a row become a ConvBlock; Conv2D(bias=False),
+    BatchNorm2D, ReLU [, MaxPool2D] a ConvBNBlock; a Conv2D or a MaxPool2D on its own its
+    fast twin; every other layer is its own step. A step that is not the layer
     itself lists the layers it computes in `step.layers`.
     """
     steps, i = [], 0
     while i < len(layers):
         layer = layers[i]
-        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        nxt, after, last = (layers[i + j] if i + j < len(layers) else None for j in (1, 2, 3))
         if type(layer) is Conv2D and type(nxt) is ReLU:
-            after = layers[i + 2] if i + 2 < len(layers) else None
             step = ConvBlock(layer, nxt, after if type(after) is MaxPool2D else None)
+        elif (
+            type(layer) is Conv2D
+            and layer.b is None
+            and type(nxt) is BatchNorm2D
+            and type(after) is ReLU
+        ):
+            step = ConvBNBlock(layer, nxt, after, last if type(last) is MaxPool2D else None)
         elif type(layer) is Conv2D:
             step = FastConv(layer)
         elif type(layer) is MaxPool2D:

@@ -18,6 +18,27 @@ from ..layers.base import expect_ndim, output_shapes
 from .conv import ChunkedConv, bias_of, set_bias_grad
 
 
+def relu_pool_forward(pool, Y, W, scale, shift, out, argmax):
+    """out = maxpool(relu(Y * scale + shift)) (or without pool) for Y (F, n, H, Wr)."""
+    if pool is None:
+        kernels.fused.bias_relu_forward(Y, W, scale, shift, out)
+    elif pool.pool_size == pool.stride == 2:  # the paper's pooling: unrolled, same result
+        kernels.fused.bias_relu_pool2_forward(Y, W, scale, shift, out, argmax)
+    else:
+        kernels.fused.bias_relu_pool_forward(Y, W, scale, shift, pool.pool_size, pool.stride,
+                                             out, argmax)  # fmt: skip
+
+
+def relu_pool_backward(pool, dout, out, argmax, W, dZ, dshift_partial):
+    """dZ (F, n, H, Wr) = the gradient with respect to z = Y * scale + shift; per-image sums."""
+    if pool is None:
+        kernels.fused.bias_relu_backward(dout, out, W, dZ, dshift_partial)
+    elif pool.pool_size == pool.stride == 2:
+        kernels.fused.bias_relu_pool2_backward(dout, out, argmax, W, dZ, dshift_partial)
+    else:
+        kernels.fused.bias_relu_pool_backward(dout, out, argmax, W, dZ, dshift_partial)
+
+
 class ConvBlock:
     """Conv2D + ReLU, optionally + MaxPool2D, forward and backward in fused kernels.
 
@@ -37,24 +58,12 @@ class ConvBlock:
         expect_ndim(self.conv, x, 4, "a batch (N, C, H, W)")
         shapes = output_shapes(self.layers, x.shape[1:])  # ShapeError: .offset names one
         out = np.empty((len(x), *shapes[-1]), dtype=x.dtype)
-        b = bias_of(self.conv, x.dtype)
-        pool = self.pool
-        if pool is None:
-            self._argmax = None
+        self._argmax = am = np.empty(out.shape, np.int32) if self.pool is not None else None
+        ones, b = np.ones(self.conv.out_channels, x.dtype), bias_of(self.conv, x.dtype)
 
-            def epilogue(n0, n1, Y4, W_out):  # Y4 (F, n1-n0, H, Wr >= W_out): chunk's product
-                kernels.fused.bias_relu_forward(Y4, W_out, b, out[n0:n1])
-
-        else:
-            self._argmax = am = np.empty(out.shape, dtype=np.int32)
-            k, s = pool.pool_size, pool.stride
-
-            def epilogue(n0, n1, Y4, W_out):
-                o, a = out[n0:n1], am[n0:n1]
-                if k == s == 2:  # the paper's pooling: an unrolled kernel, same result
-                    kernels.fused.bias_relu_pool2_forward(Y4, W_out, b, o, a)
-                else:
-                    kernels.fused.bias_relu_pool_forward(Y4, W_out, b, k, s, o, a)
+        def epilogue(n0, n1, Y4, W_out):  # Y4 (F, n1-n0, H, Wr >= W_out): chunk's product
+            a = am[n0:n1] if am is not None else None
+            relu_pool_forward(self.pool, Y4, W_out, ones, b, out[n0:n1], a)
 
         self.matmul.forward(x, epilogue)  # each chunk of images goes through epilogue
         self._out = out
@@ -66,13 +75,9 @@ class ConvBlock:
         db_partial = np.empty((len(dout), self.conv.out_channels), dtype=dout.dtype)
 
         def fill_dY(n0, n1, dY4, W_out):  # the chunk's gradient of the product
-            g, o, db = dout[n0:n1], out[n0:n1], db_partial[n0:n1]
-            if self.pool is None:
-                kernels.fused.bias_relu_backward(g, o, W_out, dY4, db)
-            elif self.pool.pool_size == self.pool.stride == 2:
-                kernels.fused.bias_relu_pool2_backward(g, o, am[n0:n1], W_out, dY4, db)
-            else:
-                kernels.fused.bias_relu_pool_backward(g, o, am[n0:n1], W_out, dY4, db)
+            a = am[n0:n1] if am is not None else None
+            relu_pool_backward(self.pool, dout[n0:n1], out[n0:n1], a, W_out, dY4,
+                               db_partial[n0:n1])  # fmt: skip
 
         dx = self.matmul.backward(fill_dY, input_grad)
         set_bias_grad(self.conv, db_partial)

@@ -37,25 +37,28 @@ class ChunkedConv:
         """Images per chunk, so that one chunk's cols (C*k*k, n*hw) stays in cache."""
         return max(1, CHUNK_FLOATS // (C * self.conv.kernel_size**2 * hw))
 
-    def _im2col(self, x, H_out, W_out):
-        """cols (C*k*k, n*H_out*Wr) of a chunk x (n, C, H, W) in a per-thread buffer, and Wr.
+    def row_width(self, W, W_out):
+        """Wr, the width of an output row in cols: W_out, or for stride 1 the padded width."""
+        if self.conv.stride != 1 or not STRIDE1_SHIFTED:
+            return W_out
+        return W + 2 * self.conv.pad
 
-        Wr, the width of an output row in cols, is W_out, or for stride 1 the padded width.
-        """
+    def _im2col(self, x, H_out, W_out):
+        """cols (C*k*k, n*H_out*Wr) of a chunk x (n, C, H, W) in a per-thread buffer, and Wr."""
         n, C, H, W = x.shape
         k, s, p = self.conv.kernel_size, self.conv.stride, self.conv.pad
-        if s != 1 or not STRIDE1_SHIFTED:
-            cols = threads.scratch("cols", (C * k * k, n * H_out * W_out), x.dtype)
-            return kernels.im2col.im2col(x, k, k, s, p, H_out, W_out, cols), W_out
-        Wp = W + 2 * p
-        cols = threads.scratch("cols", (C * k * k, n * H_out * Wp), x.dtype)
-        return kernels.im2col.im2col_s1(x, k, k, p, H_out, cols), Wp
+        Wr = self.row_width(W, W_out)
+        cols = threads.scratch("cols", (C * k * k, n * H_out * Wr), x.dtype)
+        if Wr == W_out:
+            return kernels.im2col.im2col(x, k, k, s, p, H_out, W_out, cols), Wr
+        return kernels.im2col.im2col_s1(x, k, k, p, H_out, cols), Wr
 
-    def forward(self, x, epilogue):
+    def forward(self, x, epilogue, W2=None):
         """For each chunk of images n0..n1-1: epilogue(n0, n1, Y4, W_out).
 
         Y4 (F, n1-n0, H_out, Wr), contiguous, is the chunk's product W2 @ cols; its first
-        W_out columns are the output, the rest (stride 1) are to be ignored.
+        W_out columns are the output, the rest (stride 1) are to be ignored. W2 (F, C*k*k)
+        defaults to the layer's weights (a fused BatchNorm passes them scaled).
         Returns the output's per-image shape (F, H_out, W_out).
         """
         conv = self.conv
@@ -65,7 +68,7 @@ class ChunkedConv:
         x = np.ascontiguousarray(x)
         self._x, self._out_shape = x, (F, H_out, W_out)
         per = self._chunk(C, H_out * W_out)
-        W2 = conv.W.data.reshape(F, -1).astype(x.dtype, copy=False)  # (F, C*k*k)
+        W2 = self._weights(W2, x.dtype)  # (F, C*k*k)
 
         def work(a, b):  # images a..b-1 only: their columns of Y, their rows of out
             for n0 in range(a, b, per):
@@ -78,21 +81,27 @@ class ChunkedConv:
         threads.parallel_for(work, N)
         return self._out_shape
 
-    def backward(self, fill_dY, input_grad=True):
+    def _weights(self, W2, dtype):
+        if W2 is None:
+            W2 = self.conv.W.data.reshape(self.conv.out_channels, -1)
+        return W2.astype(dtype, copy=False)
+
+    def backward(self, fill_dY, input_grad=True, W2=None):
         """Set W.grad and return dx (N, C, H, W) (None unless input_grad); bias not included.
 
         fill_dY(n0, n1, dY4, W_out) writes the chunk's gradient of the product into dY4
         (F, n1-n0, H_out, Wr): the gradient in its first W_out columns, zeros in the rest.
         Per chunk: dW.T += cols @ dY.T (measured faster than dY @ cols.T) and
         dx = col2im(W2.T @ dY). Each thread sums its own dW; the partial sums are added in
-        a fixed order, so a given thread count always gives the same bits.
+        a fixed order, so a given thread count always gives the same bits. W.grad is the
+        gradient of the product's weights dY @ cols.T, whatever W2 the forward used.
         """
         conv, x = self.conv, self._x
         N, C, H, W = x.shape
         k, s, p = conv.kernel_size, conv.stride, conv.pad
         F, H_out, W_out = self._out_shape
         per = self._chunk(C, H_out * W_out)
-        W2 = conv.W.data.reshape(F, -1).astype(x.dtype, copy=False)  # (F, C*k*k)
+        W2 = self._weights(W2, x.dtype)  # (F, C*k*k), the forward's
         dx = np.empty(x.shape, dtype=x.dtype) if input_grad else None
         partial = {}
 

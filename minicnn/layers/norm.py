@@ -87,13 +87,7 @@ class _BatchNorm(Layer):
                 )
             mean = x.mean(axis=self.AXES)  # (C,)
             var = x.var(axis=self.AXES)  # (C,), biased: divided by m
-            r = self.momentum
-            self.running_mean = ((1 - r) * self.running_mean + r * mean).astype(
-                self.running_mean.dtype
-            )
-            self.running_var = ((1 - r) * self.running_var + r * var * m / (m - 1)).astype(
-                self.running_var.dtype
-            )
+            self.update_running(mean, var, m)
         else:
             mean, var = self.running_mean, self.running_var
         std = np.sqrt(self._per_channel(var, x.dtype) + x.dtype.type(self.eps))  # (1, C, 1, 1)
@@ -101,6 +95,14 @@ class _BatchNorm(Layer):
         self.cache = (xhat, std, training)
         gamma = self._per_channel(self.gamma.data, x.dtype)
         return gamma * xhat + self._per_channel(self.beta.data, x.dtype)
+
+    def update_running(self, mean, var, m):
+        """Move the running statistics towards a batch's mean and biased var (m values each)."""
+        r = self.momentum
+        self.running_mean = ((1 - r) * self.running_mean + r * mean).astype(self.running_mean.dtype)
+        self.running_var = ((1 - r) * self.running_var + r * var * m / (m - 1)).astype(
+            self.running_var.dtype
+        )
 
     def backward(self, dout, input_grad=True):
         xhat, std, training = self.saved()

@@ -1,0 +1,171 @@
+"""Conv2D -> BatchNorm2D -> ReLU [-> MaxPool2D] as one step: the fast engine's BatchNorm.
+
+It computes exactly the composition it replaces,
+
+    out = maxpool(relu(gamma * (conv(x) - mean) / std + beta))
+
+with BatchNorm's per-channel affine map z = Y * scale + shift (scale = gamma / std,
+shift = beta - mean * scale) applied by the same fused ReLU / max-pool kernels as
+ConvBlock (kernels/fused.py):
+
+- evaluation: mean and std are the running statistics, so BatchNorm is folded into the
+  convolution: weights W * scale, bias shift. The step then costs what a ConvBlock costs,
+  chunk by chunk, and a BatchNorm network infers as fast as one without.
+- training: the statistics are the batch's, known only once the whole product is there. So
+  each chunk's product is kept, channel-major (F, N, H, Wr); kernels/batchnorm.py computes
+  every channel's mean and variance in one contiguous pass, then the fused kernels apply
+  scale, shift, ReLU and pool. Backward: the fused kernels give dZ, kernels/batchnorm.py
+  turns it into the gradient of the product (the full batch-statistics backward of
+  BatchNorm2D), and the convolution's backward runs chunk by chunk as usual.
+The running statistics move exactly as BatchNorm2D moves them (BatchNorm2D.update_running).
+Only a Conv2D without bias is fused (BatchNorm's beta is the bias). tests/test_fast.py
+holds outputs, every gradient and the running statistics to the reference layers.
+"""
+
+import numpy as np
+
+from .._kernels import kernels
+from ..layers.base import ShapeError, expect_ndim, output_shapes
+from . import threads
+from .blocks import relu_pool_backward, relu_pool_forward
+from .conv import ChunkedConv
+
+
+class ConvBNBlock:
+    """Conv2D(bias=False) + BatchNorm2D + ReLU, optionally + MaxPool2D, fused.
+
+    Shape: x (N, C, H, W) -> out (N, F, H', W'), H' = conv then pool output size.
+    Equals: pool(relu(bn(conv(x)))) and their backwards, in training and in evaluation.
+    """
+
+    def __init__(self, conv, bn, relu, pool=None):
+        self.conv, self.bn, self.relu, self.pool = conv, bn, relu, pool
+        self.layers = [conv, bn, relu] + ([pool] if pool is not None else [])
+        self.matmul = ChunkedConv(conv)
+
+    def parameters(self):
+        return self.conv.parameters() + self.bn.parameters()
+
+    def forward(self, x, training=False):
+        expect_ndim(self.conv, x, 4, "a batch (N, C, H, W)")
+        shapes = output_shapes(self.layers, x.shape[1:])  # ShapeError: .offset names one
+        out = np.empty((len(x), *shapes[-1]), dtype=x.dtype)
+        self._argmax = np.empty(out.shape, np.int32) if self.pool is not None else None
+        self._out, self._training = out, training
+        if training:
+            self._forward_training(x, out, shapes[0])
+        else:
+            self._forward_folded(x, out)
+        return out
+
+    def _argmax_of(self, a, b):
+        return self._argmax[a:b] if self._argmax is not None else None
+
+    def _forward_folded(self, x, out):
+        """Evaluation: BatchNorm folded into the convolution's weights and bias."""
+        bn, F, dtype = self.bn, self.conv.out_channels, x.dtype
+        std = np.sqrt(bn.running_var.astype(dtype) + dtype.type(bn.eps))
+        scale = bn.gamma.data.astype(dtype) / std
+        shift = bn.beta.data.astype(dtype) - bn.running_mean.astype(dtype) * scale
+        W2 = self.conv.W.data.reshape(F, -1).astype(dtype) * scale[:, None]  # (F, C*k*k)
+        ones = np.ones(F, dtype)
+
+        def epilogue(n0, n1, Y4, W_out):
+            relu_pool_forward(self.pool, Y4, W_out, ones, shift, out[n0:n1],
+                              self._argmax_of(n0, n1))  # fmt: skip
+
+        self.matmul.forward(x, epilogue, W2=W2)
+        self._folded = (W2, scale, std)
+
+    def _forward_training(self, x, out, conv_shape):
+        bn, dtype = self.bn, x.dtype
+        N, (F, H_out, W_out) = len(x), conv_shape
+        m = N * H_out * W_out
+        if m < 2:
+            raise ShapeError(
+                f"{bn!r} in training needs more than one value per channel, got {m} from a "
+                f"batch of {N} images of {H_out}x{W_out}"
+            )
+        Wr = self.matmul.row_width(x.shape[3], W_out)
+        Y = np.empty((F, N, H_out, Wr), dtype=dtype)  # the whole product, channel-major
+
+        def keep(n0, n1, Y4, W_out):
+            Y[:, n0:n1] = Y4
+
+        self.matmul.forward(x, keep)
+        mean, var = np.empty(F), np.empty(F)  # float64
+        threads.parallel_for(
+            lambda a, b: kernels.batchnorm.channel_stats(Y[a:b], W_out, mean[a:b], var[a:b]), F
+        )
+        bn.update_running(mean, var, m)
+        mean, var = mean.astype(dtype), var.astype(dtype)
+        std = np.sqrt(var + dtype.type(bn.eps))
+        scale = bn.gamma.data.astype(dtype) / std
+        shift = bn.beta.data.astype(dtype) - mean * scale
+        threads.parallel_for(
+            lambda a, b: relu_pool_forward(
+                self.pool, Y[:, a:b], W_out, scale, shift, out[a:b], self._argmax_of(a, b)
+            ),
+            N,
+        )
+        self._batch = (Y, W_out, mean, std)
+
+    def backward(self, dout, input_grad=True):
+        dout = np.ascontiguousarray(dout)
+        if self._training:
+            return self._backward_training(dout, input_grad)
+        return self._backward_folded(dout, input_grad)
+
+    def _backward_training(self, dout, input_grad):
+        bn, out = self.bn, self._out
+        Y, W_out, mean, std = self._batch
+        F, N = Y.shape[:2]
+        dZ = np.empty_like(Y)  # gradient w.r.t. BatchNorm's output, then w.r.t. Y
+        dbeta_partial = np.empty((N, F), dtype=dout.dtype)
+        threads.parallel_for(
+            lambda a, b: relu_pool_backward(
+                self.pool, dout[a:b], out[a:b], self._argmax_of(a, b), W_out, dZ[:, a:b],
+                dbeta_partial[a:b],
+            ),
+            N,
+        )  # fmt: skip
+        dbeta = dbeta_partial.sum(axis=0)
+        dgamma = np.empty(F, dtype=dout.dtype)
+        gamma = bn.gamma.data.astype(dout.dtype)
+        threads.parallel_for(
+            lambda a, b: kernels.batchnorm.batchnorm_backward(
+                dZ[a:b], Y[a:b], W_out, mean[a:b], std[a:b], gamma[a:b], dbeta[a:b], dgamma[a:b]
+            ),
+            F,
+        )
+        bn.gamma.grad = dgamma.astype(bn.gamma.data.dtype, copy=False)
+        bn.beta.grad = dbeta.astype(bn.beta.data.dtype, copy=False)
+
+        def fill_dY(n0, n1, dY4, W_out):
+            dY4[...] = dZ[:, n0:n1]
+
+        return self.matmul.backward(fill_dY, input_grad)
+
+    def _backward_folded(self, dout, input_grad):
+        """Evaluation: z = (W * scale) x + shift, so dW = scale * dW_z, dgamma from both."""
+        bn, conv, out = self.bn, self.conv, self._out
+        W2, scale, std = self._folded
+        F = conv.out_channels
+        dbeta_partial = np.empty((len(dout), F), dtype=dout.dtype)
+
+        def fill_dY(n0, n1, dY4, W_out):
+            relu_pool_backward(self.pool, dout[n0:n1], out[n0:n1], self._argmax_of(n0, n1),
+                               W_out, dY4, dbeta_partial[n0:n1])  # fmt: skip
+
+        dx = self.matmul.backward(fill_dY, input_grad, W2=W2)
+        dW_z = conv.W.grad.reshape(F, -1)  # d/dW of the product W @ cols (before scaling)
+        dbeta = dbeta_partial.sum(axis=0)
+        W = conv.W.data.reshape(F, -1).astype(dout.dtype)
+        mean = bn.running_mean.astype(dout.dtype)
+        # dgamma = sum(dz * xhat), xhat = (W @ cols - mean) / std, and sum(dz * W @ cols)
+        # is the row-wise dot product of W with dW_z
+        dgamma = ((W * dW_z).sum(axis=1) - mean * dbeta) / std
+        conv.W.grad = (dW_z * scale[:, None]).reshape(conv.W.data.shape).astype(conv.W.data.dtype)
+        bn.gamma.grad = dgamma.astype(bn.gamma.data.dtype, copy=False)
+        bn.beta.grad = dbeta.astype(bn.beta.data.dtype, copy=False)
+        return dx

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PRESETS = ["paper", "paper13", "paper_bn"]
+NUMPY_PRESETS = ("paper", "paper13")  # the plain-NumPy baseline has no BatchNorm
 
 
 def thread_env(threads):
@@ -70,7 +72,7 @@ def build_systems(preset, batch, classes=200, with_torch=True, only=None):
     if only in (None, "minicnn-layers"):
         step, infer, _ = minicnn_system(False)
         systems["minicnn-layers"] = (step, infer)
-    if only in (None, "numpy"):
+    if only in (None, "numpy") and preset in NUMPY_PRESETS:
         net = NumpyNet(reference)
         systems["numpy"] = (lambda: net.train_step(x, y), lambda xb: net.forward(xb))
     torch_net = None
@@ -116,10 +118,21 @@ def torch_twin(model):
                 layer.kernel_size,
                 stride=layer.stride,
                 padding=layer.pad,
+                bias=layer.b is not None,
             )
             conv.weight.data = torch.from_numpy(layer.W.data.copy())
-            conv.bias.data = torch.from_numpy(layer.b.data.copy())
+            if layer.b is not None:
+                conv.bias.data = torch.from_numpy(layer.b.data.copy())
             layers.append(conv)
+        elif name == "BatchNorm2D":
+            bn = nn.BatchNorm2d(layer.num_features, eps=layer.eps, momentum=layer.momentum)
+            bn.weight.data = torch.from_numpy(layer.gamma.data.copy())
+            bn.bias.data = torch.from_numpy(layer.beta.data.copy())
+            bn.running_mean.data = torch.from_numpy(layer.running_mean.copy())
+            bn.running_var.data = torch.from_numpy(layer.running_var.copy())
+            layers.append(bn)
+        elif name == "GlobalAvgPool2D":
+            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         elif name == "Dense":
             lin = nn.Linear(layer.in_features, layer.out_features)
             lin.weight.data = torch.from_numpy(layer.W.data.T.copy())
@@ -140,21 +153,17 @@ def flops(model, batch):
     """(forward, training) floating-point operations of one batch: 2 per multiply-add.
 
     Training = forward + weight gradients + input gradients of every layer but the first.
+    Multiply-adds per layer from minicnn.layers.cost (BatchNorm: one per value).
     """
+    from minicnn.layers.cost import macs as layer_macs
+
     shape, fwd, first = (3, 64, 64), 0, None
     for layer in model:
-        out = layer.output_shape(shape)
-        name = type(layer).__name__
-        if name == "Conv2D":
-            macs = batch * out[0] * out[1] * out[2] * shape[0] * layer.kernel_size**2
-        elif name == "Dense":
-            macs = batch * layer.in_features * layer.out_features
-        else:
-            macs = 0
+        macs = batch * layer_macs(layer, shape)
         if macs and first is None:
             first = macs
         fwd += macs
-        shape = out
+        shape = layer.output_shape(shape)
     return 2 * fwd, 2 * (3 * fwd - first)
 
 
@@ -252,7 +261,9 @@ def correctness(preset):
     model = getattr(minicnn.models, preset)(num_classes=200, seed=0)
     x = np.random.default_rng(1).standard_normal((8, 3, 64, 64)).astype(np.float32)
     ours = model.forward(x)
-    out = {"numpy": float(np.abs(ours - NumpyNet(model).forward(x)).max())}
+    out = {}
+    if preset in NUMPY_PRESETS:
+        out["numpy"] = float(np.abs(ours - NumpyNet(model).forward(x)).max())
     try:
         import torch
 
@@ -283,7 +294,7 @@ def worker(args):
         "layers": {},
         "correctness": {},
     }
-    presets = ["paper"] if args.quick else ["paper", "paper13"]
+    presets = ["paper"] if args.quick else PRESETS
     batches = [32] if args.quick else [32, 128]
     for preset in presets:
         result["correctness"][preset] = correctness(preset)
@@ -465,7 +476,7 @@ def main():
         results.append(run_worker(extra, t))
     memory = {}
     if not args.no_memory:
-        for preset in ["paper"] if args.quick else ["paper", "paper13"]:
+        for preset in ["paper"] if args.quick else PRESETS:
             for system in ("minicnn", "numpy", "torch"):
                 try:
                     memory[f"{preset} {system}"] = run_worker(

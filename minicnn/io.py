@@ -5,6 +5,8 @@ model.npz
                         type name and `config()`), input shape, output ("softmax" or
                         "sigmoid"), class names, channels, image size, normalisation mean/std
     "layers.3.W", ...   one float array per Parameter: layer index, attribute name
+    "layers.4.running_mean", ...   and per buffer (a layer's BUFFERS: BatchNorm's running
+                        statistics, plain arrays that are no Parameters)
 
 checkpoint.npz          the same, plus what it takes to continue training exactly:
     "optim.m.0", ...    the optimizer's state arrays (Adam: m and v; SGD: velocity)
@@ -24,7 +26,20 @@ import zipfile
 
 import numpy as np
 
-from .layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from .layers import (
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Softmax,
+)
 from .parameter import Parameter
 from .sequential import Sequential
 
@@ -34,10 +49,14 @@ VERSION = 1
 RECORD_KEY = "minicnn.json"
 
 LAYER_TYPES = {
+    "AvgPool2D": AvgPool2D,
+    "BatchNorm1D": BatchNorm1D,
+    "BatchNorm2D": BatchNorm2D,
     "Conv2D": Conv2D,
     "Dense": Dense,
     "Dropout": Dropout,
     "Flatten": Flatten,
+    "GlobalAvgPool2D": GlobalAvgPool2D,
     "MaxPool2D": MaxPool2D,
     "ReLU": ReLU,
     "Sigmoid": Sigmoid,
@@ -63,6 +82,8 @@ def _model_arrays(model):
     for i, layer in enumerate(model.layers):
         for name, p in zip(_param_names(i, layer), layer.parameters()):
             arrays[name] = p.data
+        for name in getattr(layer, "BUFFERS", ()):
+            arrays[f"layers.{i}.{name}"] = getattr(layer, name)
     return arrays
 
 
@@ -209,20 +230,28 @@ def _build(path, record):
     return model
 
 
+def _stored(path, arrays, name, layer, shape, what="weights"):
+    """arrays[name] as a contiguous float array of `shape`, or a ModelFileError naming layer."""
+    if name not in arrays:
+        raise ModelFileError(f"{path}: missing {what} {name!r} for {layer!r}")
+    a = arrays[name]
+    if a.shape != shape:
+        raise ModelFileError(
+            f"{path}: {what} {name!r} have shape {a.shape}, {layer!r} needs {shape}"
+        )
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ModelFileError(f"{path}: {what} {name!r} are {a.dtype}, not floats")
+    return np.ascontiguousarray(a)
+
+
 def _set_weights(path, model, arrays):
     for i, layer in enumerate(model.layers):
         for name, p in zip(_param_names(i, layer), layer.parameters()):
-            if name not in arrays:
-                raise ModelFileError(f"{path}: missing weights {name!r} for {layer!r}")
-            a = arrays[name]
-            if a.shape != p.data.shape:
-                raise ModelFileError(
-                    f"{path}: weights {name!r} have shape {a.shape}, {layer!r} needs {p.data.shape}"
-                )
-            if not np.issubdtype(a.dtype, np.floating):
-                raise ModelFileError(f"{path}: weights {name!r} are {a.dtype}, not floats")
-            p.data = np.ascontiguousarray(a)
+            p.data = _stored(path, arrays, name, layer, p.data.shape)
             p.grad = np.zeros_like(p.data)
+        for name in getattr(layer, "BUFFERS", ()):  # BatchNorm's running statistics
+            key, shape = f"layers.{i}.{name}", getattr(layer, name).shape
+            setattr(layer, name, _stored(path, arrays, key, layer, shape, "running statistics"))
 
 
 def load(path):
@@ -314,7 +343,7 @@ def load_checkpoint(path, model, optimizer):
 
 # ----------------------------------------------------------------------------- tables
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "lr")
 
 
 def write_history_csv(path, history):

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +158,91 @@ def test_a_checkpoint_resumes_only_the_same_head(tmp_path):
     other = small_model("sigmoid", 3, 3)
     with pytest.raises(ModelFileError, match="--output needed to resume"):
         load_checkpoint(path, other, minicnn.Adam(other.parameters()))
+
+
+def bn_model(num_classes=3):
+    """paper_bn at 32x32: bias-free convolutions, BatchNorm with non-trivial running stats."""
+    model = minicnn.models.paper_bn(num_classes=num_classes, image_size=32, seed=2)
+    rng = np.random.default_rng(5)
+    for layer in model.layers:
+        if isinstance(layer, minicnn.BatchNorm2D):
+            C = layer.num_features
+            layer.running_mean = rng.standard_normal(C).astype(np.float32)
+            layer.running_var = rng.uniform(0.5, 2.0, C).astype(np.float32)
+            layer.beta.data = rng.standard_normal(C).astype(np.float32)
+    model.class_names = [f"class {k}" for k in range(num_classes)]
+    return model
+
+
+def test_batchnorm_model_round_trip(tmp_path):
+    model = bn_model()
+    path = tmp_path / "bn.npz"
+    minicnn.save(model, path)
+    loaded = minicnn.load(path)
+    x = images()
+    assert np.array_equal(model.predict_proba(x), loaded.predict_proba(x))
+    for a, b in zip(model.layers, loaded.layers):
+        assert type(a) is type(b) and a.config() == b.config()
+        if isinstance(a, minicnn.BatchNorm2D):
+            assert np.array_equal(a.running_mean, b.running_mean)
+            assert np.array_equal(a.running_var, b.running_var)
+            assert b.running_var.dtype == np.float32
+        if isinstance(a, minicnn.Conv2D):
+            assert b.b is None and b.parameters() == [b.W]
+    with np.load(path, allow_pickle=False) as npz:
+        record = json.loads(str(npz["minicnn.json"]))
+        assert record["layers"][0]["config"]["bias"] is False
+        assert "layers.0.b" not in npz.files
+        assert npz["layers.1.running_var"].shape == (32,)
+        assert {"layers.1.gamma", "layers.1.beta", "layers.1.running_mean"} <= set(npz.files)
+    assert [r["type"] for r in record["layers"]][-3:] == ["GlobalAvgPool2D", "Dropout", "Dense"]
+
+
+def test_batchnorm_file_without_or_with_misshaped_running_stats_is_refused(tmp_path):
+    path = tmp_path / "bn.npz"
+    minicnn.save(bn_model(), path)
+    missing = rewrite(path, tmp_path / "a.npz", drop=("layers.5.running_var",))
+    no_var = r"a.npz: missing .*'layers.5.running_var' for .*BatchNorm2D"
+    with pytest.raises(ModelFileError, match=no_var):
+        minicnn.load(missing)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["layers.5.running_mean"] = np.zeros(5, np.float32)
+    np.savez(tmp_path / "b.npz", **arrays)
+    with pytest.raises(ModelFileError) as err:
+        minicnn.load(tmp_path / "b.npz")
+    assert all(s in str(err.value) for s in ("b.npz", "'layers.5.running_mean'", "BatchNorm2D("))
+    assert "(5,)" in str(err.value) and "(32,)" in str(err.value)
+
+
+def test_avgpool_layers_save_and_load(tmp_path):
+    layers = [
+        minicnn.Conv2D(3, 4, 3, padding="same", rng=0),
+        minicnn.AvgPool2D(3, stride=2),
+        minicnn.BatchNorm2D(4),
+        minicnn.GlobalAvgPool2D(),
+        minicnn.BatchNorm1D(4),
+        minicnn.Dense(4, 2, rng=1),
+    ]
+    model = minicnn.Sequential(layers, input_shape=(3, 32, 32))
+    minicnn.save(model, tmp_path / "m.npz")
+    loaded = minicnn.load(tmp_path / "m.npz")
+    assert [repr(layer) for layer in loaded.layers] == [repr(layer) for layer in layers]
+    x = images()
+    assert np.array_equal(model.predict_proba(x), loaded.predict_proba(x))
+
+
+SHIPPED = sorted((Path(__file__).resolve().parent.parent / "examples" / "models").glob("*.npz"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_model_files_written_before_batchnorm_still_load(path, tmp_path):
+    model = minicnn.load(path)  # conv biases, no running statistics, no bias flag
+    assert all(layer.b is not None for layer in model.layers if isinstance(layer, minicnn.Conv2D))
+    minicnn.save(model, tmp_path / "again.npz")  # and are written again as they were
+    with np.load(path, allow_pickle=False) as old, np.load(tmp_path / "again.npz") as new:
+        assert (
+            json.loads(str(new["minicnn.json"]))["layers"]
+            == (json.loads(str(old["minicnn.json"]))["layers"])
+        )
+        assert set(new.files) == set(old.files)

@@ -47,8 +47,11 @@ def nice_ticks(lo, hi, n=5):
     return ticks
 
 
-def _panel(draw, box, title, ylabel, series, fonts, percent=False):
-    """One line chart in box (x0, y0, x1, y1): series is [(label, colour, xs, ys), ...]."""
+def _panel(draw, box, title, ylabel, series, fonts, percent=False, from_zero=False):
+    """One line chart in box (x0, y0, x1, y1): series is [(label, colour, xs, ys), ...].
+
+    percent: the axis runs from 0 to at least 10%, labelled in %; from_zero: it starts at 0.
+    """
     x0, y0, x1, y1 = box
     small, normal = fonts
     left, right, top, bottom = x0 + 70, x1 - 15, y0 + 55, y1 - 50
@@ -61,6 +64,8 @@ def _panel(draw, box, title, ylabel, series, fonts, percent=False):
     lo, hi = min(values), max(values)
     if percent:
         lo, hi = 0.0, max(hi, 0.1)
+    elif from_zero:
+        lo = 0.0
     yt = nice_ticks(lo, hi if hi > lo else lo + 1.0)
     ylo, yhi = yt[0], yt[-1]
     xlo, xhi = min(xs_all), max(xs_all)
@@ -97,11 +102,13 @@ def _panel(draw, box, title, ylabel, series, fonts, percent=False):
 
 
 def plot_curves(history, path, title=None):
-    """Write curves.png: loss (left) and accuracy (right), train vs validation, per epoch.
+    """Write curves.png: loss (left) and accuracy, train vs validation, per epoch.
 
     history: list of dicts with epoch, train_loss, train_acc, val_loss, val_acc (from fit).
+    When the rows have lr (fit records it), a third panel on the right shows the learning rate.
     """
-    W, H = 1000, 420
+    has_lr = any(row.get("lr") is not None for row in history)
+    W, H = 1500 if has_lr else 1000, 420
     img = Image.new("RGB", (W, H), "white")
     draw = ImageDraw.Draw(img)
     fonts = (_font(12), _font(15))
@@ -115,7 +122,11 @@ def plot_curves(history, path, title=None):
         if any(v is not None for v in col(f"val_{key}")):
             series.append(("validation", VAL_COLOUR, epochs, col(f"val_{key}")))
         heading = f"{title}: {name}" if title else name
-        _panel(draw, (k * W // 2, 0, (k + 1) * W // 2, H), heading, name, series, fonts, percent)
+        _panel(draw, (k * 500, 0, (k + 1) * 500, H), heading, name, series, fonts, percent)
+    if has_lr:
+        series = [("lr", TRAIN_COLOUR, epochs, col("lr"))]
+        heading = f"{title}: learning rate" if title else "learning rate"
+        _panel(draw, (1000, 0, 1500, H), heading, "lr (last step)", series, fonts, from_zero=True)
     img.save(path)
     return path
 

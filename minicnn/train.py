@@ -203,6 +203,7 @@ def fit(
     callbacks=(),
     checkpoint=None,
     resume=False,
+    schedule=None,
     progress=True,
     print_fn=print,
 ):
@@ -220,11 +221,13 @@ def fit(
       on_epoch_end(epoch, logs, model) -> True to stop (SaveBest, EarlyStopping)
     - checkpoint: path of checkpoint.npz, written (atomically) after every epoch
     - resume: continue from `checkpoint` when it exists (epochs counts the total)
+    - schedule: None or a minicnn.schedules object over `optimizer`; fit calls its step()
+      after every optimizer step, and the checkpoint keeps its state
     - progress: a tqdm bar per epoch; print_fn: where the per-epoch line goes (None: silent)
 
     Returns:
     - history: list of dicts, one per epoch: epoch (1-based), train_loss, train_acc,
-      val_loss, val_acc (None without val), seconds
+      val_loss, val_acc (None without val), seconds, lr (the rate of the epoch's last step)
 
     Raises TrainingDiverged when a loss is NaN or infinite; the last checkpoint stays as it was.
     """
@@ -245,6 +248,14 @@ def fit(
                 "resume with the same seed (it also fixed the shuffling and, in the examples, "
                 "the data split), or start a new run in another folder"
             )
+        saved = state["extra"].get("schedule")
+        if (saved is None) != (schedule is None):
+            raise ValueError(
+                f"{checkpoint} was trained {'without' if saved is None else 'with'} a "
+                "learning-rate schedule: resume with the same schedule, or start a new run"
+            )
+        if schedule is not None:
+            schedule.load_state_dict(saved)
         history, start, last_good = state["history"], state["epoch"], state["epoch"]
         say(f"resumed from {checkpoint} after epoch {start}")
     for cb in callbacks:
@@ -283,7 +294,10 @@ def fit(
                         f"stopped; {kept}. Try a smaller learning rate."
                     )
                 model.backward(loss_fn.backward())
+                lr = float(optimizer.lr)  # the rate of this step
                 optimizer.step()
+                if schedule is not None:
+                    schedule.step()
                 B = len(y)
                 seen += B
                 loss_sum += loss * B
@@ -304,6 +318,7 @@ def fit(
         else:
             row.update(val_loss=None, val_acc=None)
         row["seconds"] = time.perf_counter() - t0
+        row["lr"] = lr
         history.append(row)
         say(format_row(row, epochs, len(train)))
 
@@ -312,7 +327,10 @@ def fit(
             if hasattr(cb, "on_epoch_end"):
                 stop = bool(cb.on_epoch_end(epoch, row, model)) or stop
         if checkpoint:
-            save_checkpoint(checkpoint, model, optimizer, epoch, history, extra={"seed": seed})
+            extra = {"seed": seed}
+            if schedule is not None:
+                extra["schedule"] = schedule.state_dict()
+            save_checkpoint(checkpoint, model, optimizer, epoch, history, extra=extra)
             last_good = epoch
         if stop:
             say(f"stopping early after epoch {epoch}")

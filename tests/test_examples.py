@@ -33,7 +33,8 @@ def check_outputs(out, epochs, K):
     with open(out / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
-    assert set(rows[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
+    columns = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "lr"}
+    assert set(rows[0]) == columns
     assert all(np.isfinite(float(r["val_loss"])) for r in rows)
     with open(out / "confusion.csv") as f:
         table = list(csv.reader(f))

@@ -1,12 +1,18 @@
 """fit / evaluate on a small network and small generated data: it learns, it checks its
 input, it resumes bit for bit, and a NaN loss stops it without touching the checkpoint."""
 
+import csv
+
 import numpy as np
 import pytest
+from PIL import Image
 
 import minicnn
 from minicnn.data import Split, channel_stats, synthetic
-from minicnn.io import load_checkpoint
+from minicnn.io import load_checkpoint, write_history_csv
+from minicnn.optim import biases_and_norms
+from minicnn.plots import plot_curves
+from minicnn.schedules import Cosine
 from minicnn.train import EarlyStopping, SaveBest, TrainingDiverged, evaluate, fit
 
 
@@ -30,7 +36,8 @@ def test_fit_learns_and_evaluate_reports(ds):
     loss_fn = minicnn.SoftmaxCrossEntropy()
     history = fit(model, loss_fn, opt, ds.train, ds.val, epochs=6, batch_size=16, progress=False)
     assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5, 6]
-    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
+    keys = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "lr"}
+    assert set(history[0]) == keys and all(row["lr"] == 2e-3 for row in history)
     assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
     assert history[-1]["train_acc"] > history[0]["train_acc"] + 0.3
     assert history[-1]["val_acc"] >= 0.7  # chance is 0.25
@@ -245,3 +252,71 @@ def test_a_resumed_run_that_had_stopped_early_trains_no_more(ds, tmp_path):
                   print_fn=lines.append)  # fmt: skip
     assert [row["epoch"] for row in history] == [1, 2]
     assert lines[-1] == "the run had already stopped early after epoch 2"
+
+
+def bn_run(ds, tmp_path, name, epochs, resume=False, schedule=True):
+    """BatchNorm, bias-free convolutions, AdamW with no_decay, cosine warm-up, smoothing."""
+    rng = np.random.default_rng(3)
+    layers = [
+        minicnn.Conv2D(3, 8, 3, padding="same", rng=rng, bias=False),
+        minicnn.BatchNorm2D(8),
+        minicnn.ReLU(),
+        minicnn.MaxPool2D(2),
+        minicnn.Conv2D(8, 16, 3, padding="same", rng=rng, bias=False),
+        minicnn.BatchNorm2D(16),
+        minicnn.ReLU(),
+        minicnn.AvgPool2D(2),
+        minicnn.GlobalAvgPool2D(),
+        minicnn.Dropout(0.3, rng=rng),
+        minicnn.Dense(16, ds.num_classes, rng=rng, init="glorot"),
+    ]
+    model = minicnn.Sequential(layers, input_shape=(3, 32, 32))
+    model.mean, model.std = channel_stats(ds.train)
+    params = model.parameters()
+    opt = minicnn.AdamW(params, lr=3e-3, weight_decay=0.05, no_decay=biases_and_norms(params))
+    steps = 3 * int(np.ceil(len(ds.train) / 32))
+    sched = Cosine(opt, total_steps=steps, warmup_steps=4) if schedule else None
+    history = fit(
+        model, minicnn.SoftmaxCrossEntropy(label_smoothing=0.1), opt, ds.train, ds.val,
+        epochs=epochs, batch_size=32, seed=7, augment=minicnn.data.Augment(flip=0.5, shift=0.1),
+        checkpoint=str(tmp_path / f"{name}.npz"), resume=resume, schedule=sched,
+        progress=False, print_fn=None,
+    )  # fmt: skip
+    return model, opt, sched, history
+
+
+def test_batchnorm_adamw_cosine_resume_is_bitwise_identical(ds, tmp_path):
+    full_model, full_opt, full_sched, full_history = bn_run(ds, tmp_path, "full", epochs=3)
+    bn_run(ds, tmp_path, "cut", epochs=2)  # "interrupted" after epoch 2
+    model, opt, sched, history = bn_run(ds, tmp_path, "cut", epochs=3, resume=True)
+    for a, b in zip(full_model.parameters(), model.parameters()):
+        assert np.array_equal(a.data, b.data)
+    for a, b in zip(full_model.layers, model.layers):
+        if isinstance(a, minicnn.BatchNorm2D):
+            assert np.array_equal(a.running_mean, b.running_mean)
+            assert np.array_equal(a.running_var, b.running_var)
+            assert not np.array_equal(a.running_var, np.ones_like(a.running_var))  # it moved
+    for a, b in zip(full_opt.m + full_opt.v, opt.m + opt.v):
+        assert np.array_equal(a, b)
+    assert sched.k == full_sched.k == opt.t and opt.lr == full_opt.lr == 0.0  # cosine's end
+    assert [row["lr"] for row in history] == [row["lr"] for row in full_history]
+    per_epoch = sched.total_steps // 3  # the lr of an epoch is the rate of its last step
+    assert [row["lr"] for row in history] == [sched.rate(e * per_epoch - 1) for e in (1, 2, 3)]
+
+    def strip(h):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in h]
+
+    assert strip(history) == strip(full_history)
+    write_history_csv(tmp_path / "history.csv", history)
+    with open(tmp_path / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["lr"]) for r in rows] == [row["lr"] for row in history]
+    plot_curves(history, tmp_path / "curves.png")
+    with Image.open(tmp_path / "curves.png") as img:
+        assert img.size == (1500, 420)  # loss, accuracy and learning rate
+
+
+def test_resume_needs_the_same_schedule(ds, tmp_path):
+    bn_run(ds, tmp_path, "sched", epochs=1)
+    with pytest.raises(ValueError, match="trained with a learning-rate schedule"):
+        bn_run(ds, tmp_path, "sched", epochs=2, resume=True, schedule=False)

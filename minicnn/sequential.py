@@ -5,6 +5,19 @@ import numpy as np
 from . import fast as fast_engine
 from .heads import probabilities
 from .layers.base import ShapeError, output_shapes
+from .layers.cost import cost
+
+
+class Summary(str):
+    """The text of Sequential.summary(), carrying .rows and .totals (see there)."""
+
+
+def _millions(n):
+    return f"{n / 1e6:,.2f} M" if n else "0"
+
+
+def _kib(nbytes):
+    return f"{nbytes / 1024:,.1f} KiB"
 
 
 class Sequential:
@@ -137,29 +150,43 @@ class Sequential:
         return dout
 
     def summary(self, input_shape=None, print_fn=print):
-        """Return (and print) a table of each layer's output shape and parameter count."""
+        """Print and return a table: per layer its output shape, parameters, multiply-adds
+        and activation memory per image, and the totals.
+
+        The result is the table's text (a str) that also carries the numbers:
+        `.rows` (one dict per layer, see minicnn.layers.cost.cost) and `.totals`
+        ({"params", "macs", "activation_bytes"}), for code and tests to read.
+        """
         input_shape = tuple(input_shape or self.input_shape or ())
         if not input_shape:
             raise ValueError("summary needs an input_shape, e.g. (3, 64, 64)")
-        shapes = self._shapes(input_shape)
-        rows = [("#", "layer", "output shape", "params")]
-        rows.append(("", "input", str(input_shape), ""))
-        total = 0
-        for i, (layer, shape) in enumerate(zip(self.layers, shapes)):
-            n = sum(p.size for p in layer.parameters())
-            total += n
-            rows.append((str(i), repr(layer), str(shape), f"{n:,}" if n else "0"))
-        widths = [max(len(r[c]) for r in rows) for c in range(4)]
-        line = "-" * (sum(widths) + 6)
-
-        def fmt(r):
-            a, b, c, d = widths
-            return f"{r[0]:>{a}}  {r[1]:<{b}}  {r[2]:<{c}}  {r[3]:>{d}}"
-
+        self._shapes(input_shape)  # a ShapeError names the layer
         dtype = self.parameters()[0].data.dtype if self.parameters() else np.dtype(np.float32)
-        out = [fmt(rows[0]), line] + [fmt(r) for r in rows[1:]] + [line]
+        rows = cost(self.layers, input_shape, itemsize=dtype.itemsize)
+        totals = {k: sum(r[k] for r in rows) for k in ("params", "macs", "activation_bytes")}
+        table = [("#", "layer", "output shape", "params", "MACs", "activations")]
+        table.append(("", "input", str(input_shape), "", "", ""))
+        for r in rows:
+            table.append(
+                (str(r["index"]), r["layer"], str(r["output_shape"]), f"{r['params']:,}",
+                 _millions(r["macs"]), _kib(r["activation_bytes"]))
+            )  # fmt: skip
+        widths = [max(len(t[c]) for t in table) for c in range(6)]
+        line = "-" * (sum(widths) + 10)
+
+        def fmt(t):
+            a, b, c, d, e, f = widths
+            return f"{t[0]:>{a}}  {t[1]:<{b}}  {t[2]:<{c}}  {t[3]:>{d}}  {t[4]:>{e}}  {t[5]:>{f}}"
+
+        out = [fmt(table[0]), line] + [fmt(t) for t in table[1:]] + [line]
+        total = totals["params"]
         out.append(f"Total params: {total:,} ({total * dtype.itemsize / 1024:,.1f} KiB as {dtype})")
-        text = "\n".join(out)
+        out.append(
+            f"Per image: {_millions(totals['macs'])} multiply-adds forward (training: about 3x), "
+            f"{_kib(totals['activation_bytes'])} of activations"
+        )
+        text = Summary("\n".join(out))
+        text.rows, text.totals = rows, totals
         if print_fn is not None:
             print_fn(text)
         return text

@@ -41,6 +41,19 @@ def test_summary_counts_parameters():
     assert "Total params: 652,712" in models.paper13().summary(print_fn=None)
 
 
+def test_summary_tells_and_returns_the_cost_per_image():
+    s = models.paper().summary(print_fn=None)
+    # conv1: 16 * 64*64 * 3*9 = 1,769,472; conv2: 32 * 32*32 * 16*9 = 4,718,592; ...
+    assert s.rows[0]["macs"] == 16 * 64 * 64 * 27 and s.rows[3]["macs"] == 32 * 32 * 32 * 144
+    assert s.totals["macs"] == 12_002_304  # the paper notes' 12.0 M
+    assert models.paper13().summary(print_fn=None).totals["macs"] == 22_963_200  # 23.0 M
+    assert s.rows[0]["activation_bytes"] == 16 * 64 * 64 * 4  # float32
+    assert s.totals["activation_bytes"] == sum(r["activation_bytes"] for r in s.rows)
+    assert "12.00 M multiply-adds" in s and "1.77 M" in s
+    bn = models.paper_bn().summary(print_fn=None)
+    assert bn.totals["macs"] <= 60e6  # the issue's budget
+
+
 def test_shape_mismatch_is_caught_at_build_and_names_the_layer():
     layers = [minicnn.Conv2D(3, 8, 3), minicnn.ReLU(), minicnn.Flatten(), minicnn.Dense(100, 4)]
     with pytest.raises(minicnn.ShapeError) as err:

@@ -211,7 +211,7 @@ def fit(
 
     Inputs:
     - model: Sequential with input_shape; loss_fn: SoftmaxCrossEntropy or BinaryCrossEntropy
-    - optimizer: Adam or SGD over model.parameters()
+    - optimizer: Adam, AdamW or SGD over model.parameters() (or its parameter groups)
     - train, val: Split (val may be None); labels are checked against the model's classes and
       image shapes against its input before the first step
     - seed: shuffle / augmentation seed (epoch e uses epoch_seed(seed, e))

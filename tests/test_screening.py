@@ -1,0 +1,165 @@
+"""Screening at an operating point: the threshold chosen on validation, the figures at it,
+the ROC curve and the bootstrap intervals, against values computed by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from minicnn import metrics
+from minicnn.metrics import bootstrap, choose_threshold, roc_auc, roc_curve, screening_metrics
+
+# 4 positives (0.9, 0.8, 0.6, 0.3) and 6 negatives (0.7, 0.4, 0.2, 0.1, 0.1, 0.05)
+Y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+S = np.array([0.9, 0.8, 0.6, 0.3, 0.7, 0.4, 0.2, 0.1, 0.1, 0.05])
+
+
+def test_screening_metrics_by_hand():
+    m = screening_metrics(Y, S, 0.5)  # positive: 0.9 0.8 0.6 | 0.7
+    assert (m["tp"], m["fn"], m["fp"], m["tn"]) == (3, 1, 1, 5)
+    assert m["sensitivity"] == 3 / 4 and m["specificity"] == 5 / 6
+    assert m["ppv"] == 3 / 4 and m["npv"] == 5 / 6
+    assert m["accuracy"] == 8 / 10 and m["f1"] == pytest.approx(6 / 8)
+    m = screening_metrics(Y, S, 0.3)  # a score equal to the threshold is called positive
+    assert (m["tp"], m["fn"], m["fp"], m["tn"]) == (4, 0, 2, 4)
+    assert m["npv"] == 1.0 and m["ppv"] == 4 / 6
+    m = screening_metrics(Y, S, 0.95)  # nothing called positive: ppv undefined
+    assert (m["tp"], m["fp"]) == (0, 0) and math.isnan(m["ppv"]) and m["f1"] == 0.0
+    assert m["npv"] == 6 / 10
+
+
+def test_binary_metrics_agrees_with_screening_metrics():
+    b, m = metrics.binary_metrics(Y, S, 0.5), screening_metrics(Y, S, 0.5)
+    assert b["precision"] == m["ppv"] and b["f1"] == m["f1"]
+    assert b["auc"] == pytest.approx(21 / 24)  # 3 of the 24 pairs are misordered
+
+
+@pytest.mark.parametrize(
+    "target, threshold, found",
+    [(0.95, 0.3, 4), (1.0, 0.3, 4), (0.75, 0.6, 3), (0.7, 0.6, 3), (0.5, 0.8, 2), (0.1, 0.9, 1)],
+)
+def test_threshold_is_the_highest_reaching_the_target(target, threshold, found):
+    choice = choose_threshold(Y, S, target_sensitivity=target)
+    assert choice["threshold"] == threshold and choice["rule"] == "target_sensitivity"
+    assert choice["val"]["tp"] == found and choice["val"]["sensitivity"] >= target
+    # any higher threshold misses the target
+    assert screening_metrics(Y, S, np.nextafter(threshold, 1))["sensitivity"] < target
+    assert choice["note"] is None
+
+
+def test_threshold_default_target_and_boundaries():
+    assert choose_threshold(Y, S)["target_sensitivity"] == 0.95
+    # 20 positives: 19 of them make exactly 0.95, which counts as reaching it
+    y = np.r_[np.ones(20, int), np.zeros(3, int)]
+    s = np.r_[np.linspace(0.99, 0.4, 20), [0.5, 0.2, 0.1]]
+    choice = choose_threshold(y, s, 0.95)
+    assert choice["threshold"] == s[18] and choice["val"]["sensitivity"] == 0.95
+    # tied positive scores: both 0.8s come together, so 0.8 gives 2/3 >= 0.5
+    choice = choose_threshold([1, 1, 1, 0], [0.8, 0.8, 0.5, 0.6], 0.5)
+    assert choice["threshold"] == 0.8 and choice["val"]["sensitivity"] == pytest.approx(2 / 3)
+    assert choose_threshold([1, 1, 1, 0], [0.8, 0.8, 0.5, 0.6], 0.7)["threshold"] == 0.5
+
+
+def test_fixed_threshold_is_kept_and_measured_on_val():
+    choice = choose_threshold(Y, S, threshold=0.5)
+    assert choice["threshold"] == 0.5 and choice["rule"] == "fixed"
+    assert choice["val"]["sensitivity"] == 3 / 4
+
+
+@pytest.mark.parametrize(
+    "y, lacking",
+    [([0, 0, 0], "no positive (class 1) images"), ([1, 1, 1], "no negative (class 0) images")],
+)
+def test_one_class_validation_falls_back_to_half(y, lacking):
+    choice = choose_threshold(y, [0.2, 0.7, 0.9])
+    assert choice["threshold"] == 0.5 and choice["rule"] == "fallback"
+    assert lacking in choice["note"] and "falling back to 0.5" in choice["note"]
+    assert choice["val"]["tp"] + choice["val"]["fp"] == 2  # 0.7 and 0.9 called positive
+
+
+def test_no_validation_split_falls_back_and_bad_target_is_refused():
+    choice = choose_threshold(None, None)
+    assert (choice["threshold"], choice["rule"], choice["val"]) == (0.5, "fallback", None)
+    assert "no validation split" in choice["note"]
+    for bad in (0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="target_sensitivity"):
+            choose_threshold(Y, S, bad)
+
+
+def test_roc_curve_by_hand():
+    y = [0, 1, 1, 0, 1]
+    s = [0.1, 0.9, 0.4, 0.4, 0.8]  # a tie at 0.4 between a positive and a negative
+    # AUC: of the 6 pairs all are ordered right but the tie (0.4, 0.4), which counts 1/2
+    fpr, tpr, thr = roc_curve(y, s)
+    assert thr.tolist() == [np.inf, 0.9, 0.8, 0.4, 0.1]
+    assert tpr.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1, 1])
+    assert fpr.tolist() == pytest.approx([0, 0, 0, 1 / 2, 1])
+    area = np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)  # trapezoids: ties count half
+    assert area == pytest.approx(roc_auc(y, s)) and area == pytest.approx(11 / 12)
+
+
+def test_bootstrap_auc_of_multiplicities_equals_auc_of_the_repeated_images():
+    y, s = np.array([1, 0, 1, 0, 1], bool), np.array([0.3, 0.3, 0.9, 0.5, 0.1])
+    w = np.array([[2, 1, 0, 3, 1], [1, 1, 1, 1, 1]], float)
+    got = metrics._weighted_auc(w, y, s)
+    for row, value in zip(w.astype(int), got):
+        idx = np.repeat(np.arange(5), row)
+        assert value == pytest.approx(roc_auc(y[idx], s[idx]))
+    # first row by hand: positives 0.3 x2, 0.1; negatives 0.3, 0.5 x3: of 3*4 = 12 pairs
+    # weighted, only the two (0.3, 0.3) ties score, one half each
+    assert got[0] == pytest.approx(1 / 12)
+
+
+def naive_bootstrap(y, s, threshold, resamples, seed, level=0.95):
+    """The plain loop: resample the images, compute each figure, take percentiles."""
+    rng, values = np.random.default_rng(seed), {}
+    for _ in range(resamples):
+        i = rng.integers(0, len(y), len(y))
+        m = screening_metrics(y[i], s[i], threshold) | {"auc": roc_auc(y[i], s[i])}
+        for k in (*metrics.SCREENING_FIGURES, "auc"):
+            values.setdefault(k, []).append(m[k])
+    q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
+    out = {}
+    for k, v in values.items():
+        v = np.array(v)
+        out[k] = (*np.percentile(v[np.isfinite(v)], q), int(np.isfinite(v).sum()))
+    return out
+
+
+def test_bootstrap_equals_the_plain_loop():
+    b = bootstrap(Y, S, 0.5, resamples=300, seed=7, block=64)  # blocks do not change draws
+    for k, (low, high, defined) in naive_bootstrap(Y, S, 0.5, 300, 7).items():
+        assert (b[k]["low"], b[k]["high"], b[k]["defined"]) == pytest.approx((low, high, defined))
+    assert b["sensitivity"]["value"] == 3 / 4 and b["auc"]["value"] == pytest.approx(21 / 24)
+    assert (b["resamples"], b["seed"], b["level"]) == (300, 7, 0.95)
+
+
+def test_bootstrap_of_two_images_by_hand():
+    # image 0 positive and found, image 1 negative and called positive (0.85 >= 0.8).
+    # A resample is {0, 0} (p = 1/4), {1, 1} (1/4) or one of each (1/2), so accuracy is
+    # 1, 0 or 0.5: its 95% interval is [0, 1]; sensitivity, defined when image 0 is drawn
+    # (p = 3/4), is always 1; specificity, when image 1 is drawn, always 0.
+    b = bootstrap([1, 0], [0.9, 0.85], 0.8)  # default: 2,000 resamples, seed 0
+    assert b["resamples"] == 2000
+    assert b["accuracy"] == {"value": 0.5, "low": 0.0, "high": 1.0, "defined": 2000}
+    assert (b["sensitivity"]["low"], b["sensitivity"]["high"]) == (1.0, 1.0)
+    assert (b["specificity"]["low"], b["specificity"]["high"]) == (0.0, 0.0)
+    rng = np.random.default_rng(0)
+    drawn = np.array([set(rng.integers(0, 2, 2)) for _ in range(2000)])
+    assert b["sensitivity"]["defined"] == sum(0 in d for d in drawn)
+    assert 1400 < b["sensitivity"]["defined"] < 1600  # about 3/4
+    assert b["auc"]["defined"] == sum(d == {0, 1} for d in drawn)  # both classes: AUC 1
+    assert (b["auc"]["low"], b["auc"]["high"]) == (1.0, 1.0)
+
+
+def test_bootstrap_is_seeded_and_separable_data_has_no_spread():
+    a, b = bootstrap(Y, S, 0.5, 200, seed=1), bootstrap(Y, S, 0.5, 200, seed=1)
+    assert a == b
+    c = bootstrap(Y, S, 0.5, 200, seed=2)
+    figures = (*metrics.SCREENING_FIGURES, "auc")
+    assert [c[k] for k in figures] != [a[k] for k in figures]
+    assert all(c[k]["value"] == a[k]["value"] for k in figures)  # the point values stay
+    y, s = [0, 0, 1, 1, 1], [0.1, 0.2, 0.7, 0.8, 0.9]
+    sep = bootstrap(y, s, 0.5, 200)
+    for k in (*metrics.SCREENING_FIGURES, "auc"):
+        assert (sep[k]["value"], sep[k]["low"], sep[k]["high"]) == (1.0, 1.0, 1.0)

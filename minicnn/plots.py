@@ -312,3 +312,64 @@ def plot_feature_maps(maps, path, title=None, cell=48):
     up = max(1, cell // max(H, W))
     tiles = colormap(norm).repeat(up, axis=1).repeat(up, axis=2)  # (C, H*up, W*up, 3)
     return _grid(tiles, math.ceil(math.sqrt(C)), path, title)
+
+
+# Screening (minicnn.metrics): the ROC curve with its operating points.
+
+POINT_COLOURS = (VAL_COLOUR, (44, 160, 44), (214, 39, 40), (148, 103, 189))  # orange, green...
+
+
+def plot_roc(fpr, tpr, path, points=(), title="ROC curve", auc=None):
+    """Write roc.png: the ROC curve (true positive rate against false positive rate).
+
+    fpr, tpr: float (M,) from metrics.roc_curve; points: [(label, fpr, tpr), ...], operating
+    points marked and named in the legend (e.g. the threshold chosen on validation, and 0.5
+    for comparison); auc: printed in the title when given. The diagonal is chance.
+    """
+    side, left, top, below = 460, 70, 50, 55 + 20 * (len(points) + 1)
+    W, H = left + side + 25, top + side + below
+    x0, y0, x1, y1 = left, top, left + side, top + side  # the plot area, a square
+    img = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(img)
+    small, normal = _font(12), _font(15)
+
+    def px(f):
+        return x0 + f * (x1 - x0)
+
+    def py(t):
+        return y1 - t * (y1 - y0)
+
+    heading = title if auc is None else f"{title}, AUC {auc:.3f}"
+    _text(draw, (W // 2, 12), heading, normal, "ma")
+    for t in np.linspace(0, 1, 6):
+        draw.line([(px(t), y0), (px(t), y1)], fill=GRID)
+        draw.line([(x0, py(t)), (x1, py(t))], fill=GRID)
+        _text(draw, (px(t), y1 + 6), f"{t:.1f}", small, "ma")
+        _text(draw, (x0 - 6, py(t)), f"{t:.1f}", small, "rm")
+    for k in range(0, 40, 2):  # the chance diagonal, dashed
+        a, b = k / 40, (k + 1) / 40
+        draw.line([(px(a), py(a)), (px(b), py(b))], fill=(160, 160, 160))
+    draw.rectangle([x0, y0, x1, y1], outline=INK)
+    _text(draw, ((x0 + x1) // 2, y1 + 24), "false positive rate (1 - specificity)", small, "ma")
+    _text(draw, (8, y0 - 24), "true positive rate (sensitivity)", small, "la")
+    ok = np.isfinite(fpr) & np.isfinite(tpr)
+    curve = [(px(f), py(t)) for f, t in zip(np.asarray(fpr)[ok], np.asarray(tpr)[ok])]
+    if len(curve) > 1:
+        draw.line(curve, fill=TRAIN_COLOUR, width=2)
+    ly = y1 + 50
+    draw.line([(x0, ly), (x0 + 20, ly)], fill=TRAIN_COLOUR, width=3)
+    _text(draw, (x0 + 26, ly), "ROC curve", small, "lm")
+    for i, (label, f, t) in enumerate(points):
+        colour = POINT_COLOURS[i % len(POINT_COLOURS)]
+        r = 6 if i == 0 else 5
+        if math.isfinite(f) and math.isfinite(t):
+            box = [px(f) - r, py(t) - r, px(f) + r, py(t) + r]
+            if i == 0:
+                draw.ellipse(box, fill=colour, outline=INK)
+            else:
+                draw.rectangle(box, fill=colour, outline=INK)
+        ly += 20
+        mark = [x0 + 10 - r, ly - r, x0 + 10 + r, ly + r]
+        (draw.ellipse if i == 0 else draw.rectangle)(mark, fill=colour, outline=INK)
+        _text(draw, (x0 + 26, ly), label, small, "lm")
+    return _save(img, path)

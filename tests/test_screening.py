@@ -163,3 +163,23 @@ def test_bootstrap_is_seeded_and_separable_data_has_no_spread():
     sep = bootstrap(y, s, 0.5, 200)
     for k in (*metrics.SCREENING_FIGURES, "auc"):
         assert (sep[k]["value"], sep[k]["low"], sep[k]["high"]) == (1.0, 1.0, 1.0)
+
+
+def test_roc_png_marks_the_operating_points(tmp_path):
+    from PIL import Image
+
+    from minicnn import plots
+
+    fpr, tpr, _ = roc_curve(Y, S)
+    points = [("chosen on val", 1 / 3, 1.0), ("t = 0.5", 1 / 6, 3 / 4)]
+    path = plots.plot_roc(fpr, tpr, tmp_path / "roc.png", points, auc=roc_auc(Y, S))
+    img = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    assert img.shape == (50 + 460 + 55 + 60, 70 + 460 + 25, 3)
+    x0, y1, side = 70, 50 + 460, 460  # the plot area's left and bottom edge, in pixels
+
+    def at(f, t):
+        return img[round(y1 - t * side), round(x0 + f * side)]
+
+    assert at(1 / 3, 1.0).tolist() == list(plots.POINT_COLOURS[0])  # the chosen point
+    assert at(1 / 6, 3 / 4).tolist() == list(plots.POINT_COLOURS[1])  # the point at 0.5
+    assert at(0.0, 0.5).tolist() == list(plots.TRAIN_COLOUR)  # the curve rises at fpr 0

@@ -20,6 +20,7 @@ from ..layers.base import expect_ndim
 from . import threads
 
 STRIDE1_SHIFTED = True  # stride 1: im2col as shifted copies of padded planes
+SHIFTED_MIN_WIDTH = 12  # ... for outputs at least this wide (narrow rows waste more columns)
 CHUNK_FLOATS = 1 << 18  # a chunk's cols holds about this many values (1 MiB float32)
 
 
@@ -39,7 +40,7 @@ class ChunkedConv:
 
     def row_width(self, W, W_out):
         """Wr, the width of an output row in cols: W_out, or for stride 1 the padded width."""
-        if self.conv.stride != 1 or not STRIDE1_SHIFTED:
+        if self.conv.stride != 1 or not STRIDE1_SHIFTED or W_out < SHIFTED_MIN_WIDTH:
             return W_out
         return W + 2 * self.conv.pad
 

@@ -38,6 +38,13 @@ def chunk(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=["shifted", "plain"])
+def layout(request, monkeypatch):
+    """Stride 1 as shifted copies of padded planes (rows W + 2p wide), or the plain im2col."""
+    monkeypatch.setattr(fast_conv, "SHIFTED_MIN_WIDTH", 0 if request.param == "shifted" else 10**6)
+    return request.param
+
+
 def run(model, x, dout, fast, training=True):
     """Output, input gradient and parameter gradients of one forward/backward pass."""
     model.fast = fast
@@ -88,7 +95,7 @@ CASES = [  # (C, H, W, k, stride, padding, pool, pool_stride)
 
 @pytest.mark.parametrize("kind", ["block", "conv_relu", "conv", "pool"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
-def test_fast_equals_reference_in_float64(case, kind, n_threads, chunk):
+def test_fast_equals_reference_in_float64(case, kind, n_threads, chunk, layout):
     C, H, W, k, stride, padding, pool, pool_stride = case
     model = convnet(kind, C, k, stride, padding, pool, pool_stride, seed=1).astype(np.float64)
     rng = np.random.default_rng(2)
@@ -100,7 +107,9 @@ def test_fast_equals_reference_in_float64(case, kind, n_threads, chunk):
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("kind", ["bn_block", "bn_relu"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
-def test_batchnorm_block_equals_reference_in_float64(case, kind, training, n_threads, chunk):
+def test_batchnorm_block_equals_reference_in_float64(
+    case, kind, training, n_threads, chunk, layout
+):
     """Outputs, gradients (gamma, beta, W, x) and the running statistics after the step."""
     C, H, W, k, stride, padding, pool, pool_stride = case
     rng = np.random.default_rng(2)
@@ -117,7 +126,7 @@ def test_batchnorm_block_equals_reference_in_float64(case, kind, training, n_thr
 
 @pytest.mark.parametrize("kind", ["block", "conv", "bn_block"])
 @pytest.mark.parametrize("case", CASES[:4], ids=lambda c: "x".join(map(str, c)))
-def test_fast_equals_reference_in_float32(case, kind, chunk):
+def test_fast_equals_reference_in_float32(case, kind, chunk, layout):
     C, H, W, k, stride, padding, pool, pool_stride = case
     worst = []
     for seed in range(5):

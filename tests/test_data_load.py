@@ -466,3 +466,30 @@ def test_npz_rgba_is_composited_on_black_like_an_rgba_file(tmp_path):
             (img == expected).all() for img in np.concatenate([ds.train.images, ds.val.images])
         ]
         assert sum(found) >= 1, f"image {i} (label {label}) differs from the file's pixels"
+
+
+# ---------------------------------------------------------------- walking folders
+
+
+def test_walk_reads_each_folder_once_and_stops_at_the_depth_bound(tmp_path):
+    from minicnn.data.sources import printable, walk
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.png").write_bytes(b"")
+    deep = tmp_path / "d" / "d" / "d" / "d"
+    deep.mkdir(parents=True)
+    try:
+        os.symlink(tmp_path / "a", tmp_path / "b")  # inside the tree: read at its own place
+        os.symlink(tmp_path / "gone", tmp_path / "broken")
+    except (OSError, NotImplementedError):
+        pytest.skip("no symbolic links here")
+    left_out = []
+    listing = [(rel, files) for rel, _, files in walk(tmp_path, left_out, max_depth=2)]
+    assert listing == [("", []), ("a/", ["x.png"]), ("d/", []), ("d/d/", [])]
+    assert left_out == [
+        f"broken link: {tmp_path / 'broken'}",
+        f"not followed: {tmp_path / 'b'} -> {tmp_path / 'a'}, a link to a folder inside the "
+        "tree, read at its own place",
+        f"not read: folders below {tmp_path / 'd' / 'd'} (deeper than 2)",
+    ]
+    assert printable("caf\udce9.png") == "caf\\xe9.png" and printable("café") == "café"

@@ -13,7 +13,7 @@ listing), `layouts` (which layout, which files, which labels), `decode` (paralle
 
 from .augment import Augment
 from .batching import batches, channel_stats, to_float
-from .dataset import Dataset, Split, stratified_split
+from .dataset import DataError, Dataset, Split, stratified_split
 from .downloading import download
 from .images import load_image
 from .loaders import load
@@ -21,6 +21,7 @@ from .synthesis import synthetic
 
 __all__ = [
     "Augment",
+    "DataError",
     "Dataset",
     "Split",
     "batches",

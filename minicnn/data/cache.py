@@ -41,7 +41,7 @@ def cache_path(directory, source, key, image_size, channels):
 def _stem(source, image_size, channels):
     source = os.path.abspath(os.fspath(source))
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(source.rstrip(os.sep)))[:60]
-    where = hashlib.sha256(source.encode()).hexdigest()[:8]
+    where = hashlib.sha256(source.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return f"{name}-{where}-{image_size}px-{channels}ch"
 
 

@@ -5,6 +5,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+class DataError(ValueError):
+    """A data source cannot be used as asked (layout, files, labels, splits): names the path."""
+
+
 @dataclass(repr=False)
 class Split:
     """Images and their labels, kept as uint8 until a batch is drawn.

@@ -1,20 +1,19 @@
 """Decode many image files into one uint8 (N, C, S, S) array, on all cores, with a progress bar.
 
 Files are handed out in chunks to a `ProcessPoolExecutor`; each worker opens the zip (if any)
-itself and keeps it open for its next chunks. A file that fails to decode is reported back,
-never raised: the caller skips it and warns once.
+itself and keeps it open for its next chunks. Each file goes through `images.load_image`, as
+in `predict`. A file that fails to decode is reported back, never raised: the caller skips
+it and warns once.
 """
 
-import io
 import os
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from .images import preprocess
+from .images import UnreadableImage, load_image
 
 CHUNK = 256  # files per task: large enough to hide the pool's overhead, small for a smooth bar
 _open_zips = {}  # (process id, zip path) -> ZipFile: a forked worker must not share the parent's
@@ -24,14 +23,12 @@ _open_zips = {}  # (process id, zip path) -> ZipFile: a forked worker must not s
 def decode_file(zip_path, member, image_size, channels):
     """Decode one file: `member` is a path, or a member name inside the zip at `zip_path`."""
     if zip_path is None:
-        with Image.open(member) as img:
-            return preprocess(img, image_size, channels)
+        return load_image(member, image_size, channels)
     key = (os.getpid(), zip_path)
     zf = _open_zips.get(key)
     if zf is None:
         zf = _open_zips[key] = zipfile.ZipFile(zip_path)
-    with Image.open(io.BytesIO(zf.read(member))) as img:
-        return preprocess(img, image_size, channels)
+    return load_image(zf.read(member), image_size, channels, name=f"{zip_path}:{member}")
 
 
 def _decode_chunk(zip_path, members, image_size, channels):
@@ -44,7 +41,7 @@ def _decode_chunk(zip_path, members, image_size, channels):
             out[i] = decode_file(zip_path, member, image_size, channels)
             ok[i] = True
         except Exception as e:  # any unreadable file is skipped, never fatal
-            errors.append(f"{type(e).__name__}: {e}")
+            errors.append(str(e) if isinstance(e, UnreadableImage) else f"{type(e).__name__}: {e}")
     return out, ok, errors
 
 

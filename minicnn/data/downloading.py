@@ -16,6 +16,13 @@ import zipfile
 
 from tqdm import tqdm
 
+from .dataset import DataError
+
+
+class DownloadError(ConnectionError, RuntimeError):
+    """The server answered with an error (HTTP 404, ...); an OSError, like a lost connection."""
+
+
 _ZENODO = "https://zenodo.org/records/10519652/files/"
 
 # name -> {size: (url, file name, (algorithm, digest))}; size None: one file for every size.
@@ -93,9 +100,9 @@ def _resolve(name, size, url, sha256, md5):
         elif size in table:
             entry = table[size]
         else:
-            raise ValueError(f"{name} comes in sizes {sorted(table)}, not {size}")
+            raise DataError(f"{name} comes in sizes {sorted(table)}, not {size}")
     elif url is None:
-        raise ValueError(f"unknown data set {name!r}: known are {sorted(SOURCES)} (or give url=)")
+        raise DataError(f"unknown data set {name!r}: known are {sorted(SOURCES)} (or give url=)")
     checksum = entry[2] if entry else None
     if sha256:
         checksum = ("sha256", sha256.lower())
@@ -106,7 +113,7 @@ def _resolve(name, size, url, sha256, md5):
     else:
         filename = entry[1] if entry else os.path.basename(urllib.parse.urlparse(url).path)
     if not filename:
-        raise ValueError(f"cannot tell a file name from {url}")
+        raise DataError(f"cannot tell a file name from {url}")
     return url, filename, checksum
 
 
@@ -128,7 +135,7 @@ def _verify(path, checksum, what, delete):
     if got != expected:
         if delete:
             os.remove(path)
-        raise ValueError(
+        raise DataError(
             f"{algorithm} of {what} is {got}, expected {expected}"
             + ("; the download was deleted" if delete else "")
         )
@@ -151,7 +158,7 @@ def _fetch(url, final, checksum, progress, timeout):
                 return _fetch(url, final, checksum, progress, timeout)  # .part deleted: restart
             os.replace(part, final)
             return
-        raise RuntimeError(f"download of {url} failed: HTTP {e.code} {e.reason}") from e
+        raise DownloadError(f"download of {url} failed: HTTP {e.code} {e.reason}") from e
     except (urllib.error.URLError, OSError) as e:
         raise ConnectionError(f"cannot download {url}: {e}") from e
 
@@ -223,7 +230,7 @@ def _unpack(zip_path, dest):
         for n in names:
             target = os.path.realpath(os.path.join(root, n))
             if os.path.isabs(n) or not target.startswith(root + os.sep):
-                raise ValueError(f"{zip_path}: member {n!r} would be written outside {dest}")
+                raise DataError(f"{zip_path}: member {n!r} would be written outside {dest}")
         zf.extractall(tmp)
     source = os.path.join(tmp, folder_name) if single else tmp
     if os.path.exists(folder):

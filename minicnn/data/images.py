@@ -13,13 +13,28 @@ Every image, whether it comes from a folder, a zip, a MedMNIST array or `predict
    not kept: the whole field of view is squeezed into the square, as Keras' `target_size` does.
    Large JPEGs are first reduced in the DCT domain with `Image.draft` (to no less than twice
    the target size) which is much faster and visually equivalent.
+
+A file Pillow cannot decode (truncated, not an image, corrupt) raises UnreadableImage naming
+it. So does an image that declares more than MAX_PIXELS pixels (Pillow's decompression-bomb
+limit, about 89 megapixels): such a file is refused before it is decoded, also in the range
+where Pillow itself would only warn, since no image that large is meant for a 64x64 network
+and decoding it would take gigabytes.
 """
 
 import io
 import os
+import struct
+import warnings
 
 import numpy as np
 from PIL import Image
+
+from .dataset import DataError
+from .sources import printable
+
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # 89,478,485: width * height above this is refused
+# what Pillow raises on a file it cannot decode (hostile files reach the rarer ones)
+PILLOW_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error)
 
 IMAGE_EXTENSIONS = (
     ".jpg",
@@ -33,6 +48,10 @@ IMAGE_EXTENSIONS = (
     ".ppm",
     ".pgm",
 )
+
+
+class UnreadableImage(DataError):
+    """An image file that cannot be decoded or is refused; the message names the file."""
 
 
 def is_image_name(name):
@@ -102,22 +121,60 @@ def preprocess(img, image_size=64, channels=3):
     return np.ascontiguousarray(a.transpose(2, 0, 1))  # (S, S, 3) -> (3, S, S)
 
 
-def load_image(path_or_fileobj, image_size=64, channels=3):
+def load_image(path_or_fileobj, image_size=64, channels=3, name=None):
     """Decode one image file exactly as the training loader does (for `predict`).
 
     Inputs:
     - path_or_fileobj: path (str or PathLike), bytes, or a binary file object
     - image_size: S; channels: C (1 or 3)
+    - name: what messages call the file (default: the path)
 
     Returns:
     - uint8 array (C, S, S)
+
+    Raises FileNotFoundError for a missing path, UnreadableImage for a file Pillow cannot
+    decode or that declares more than MAX_PIXELS pixels.
     """
-    if isinstance(path_or_fileobj, bytes | bytearray):
+    if channels not in (1, 3):  # before the decoding, whose errors mean "unreadable file"
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if isinstance(path_or_fileobj, str | os.PathLike):
+        name = name or printable(path_or_fileobj)
+        if not os.path.exists(path_or_fileobj):
+            raise FileNotFoundError(f"image file not found: {name}")
+    elif isinstance(path_or_fileobj, bytes | bytearray):
         path_or_fileobj = io.BytesIO(path_or_fileobj)
-    elif isinstance(path_or_fileobj, str | os.PathLike) and not os.path.exists(path_or_fileobj):
-        raise FileNotFoundError(f"image file not found: {os.fspath(path_or_fileobj)}")
-    with Image.open(path_or_fileobj) as img:
-        return preprocess(img, image_size, channels)
+    name = name or "image"
+    try:
+        with warnings.catch_warnings():  # Pillow warns above MAX_PIXELS, raises above twice
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path_or_fileobj) as img:
+                return preprocess(img, image_size, channels)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise UnreadableImage(
+            f"{name}: refused, it declares more than {MAX_PIXELS:,} pixels ({e})"
+        ) from None
+    except FileNotFoundError:
+        raise
+    except PILLOW_ERRORS as e:
+        raise UnreadableImage(f"cannot read image {name}: {e}") from None
+
+
+def read_images(paths, image_size=64, channels=3):
+    """Decode image files with load_image, skipping (not raising for) those it cannot read.
+
+    Returns:
+    - read: the paths decoded, in order
+    - images: list of uint8 (C, S, S), one per path read
+    - skipped: list of (path, why) for the others (missing, unreadable, refused)
+    """
+    read, images, skipped = [], [], []
+    for path in paths:
+        try:
+            images.append(load_image(path, image_size, channels))
+            read.append(path)
+        except (FileNotFoundError, UnreadableImage) as e:
+            skipped.append((path, str(e)))
+    return read, images, skipped
 
 
 def preprocess_array(a, image_size=64, channels=3):

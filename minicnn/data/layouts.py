@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .dataset import DataError
 from .images import is_image_name
+from .sources import printable
 
 LAYOUTS_UNDERSTOOD = """layouts understood:
   1. Tiny ImageNet: wnids.txt, train/<wnid>/images/*.JPEG, val/images/ + val/val_annotations.txt
@@ -59,11 +61,11 @@ def plan_layout(tree):
         return _class_folders(tree, "")
     loose = [n for n in tree.files if is_image_name(n)]
     if loose:
-        raise ValueError(
+        raise DataError(
             f"{tree.display()} holds {len(loose)} images but no class folders; "
             f"put the images in one folder per class.\n{LAYOUTS_UNDERSTOOD}"
         )
-    raise ValueError(f"{tree.display()}: layout not recognised (no folders).\n{LAYOUTS_UNDERSTOOD}")
+    raise DataError(f"{tree.display()}: layout not recognised (no folders).\n{LAYOUTS_UNDERSTOOD}")
 
 
 def _images_of_class(tree, folder):
@@ -72,7 +74,7 @@ def _images_of_class(tree, folder):
     images = [f for f in files if is_image_name(f)]
     if not images:
         other = f" ({len(files)} other files)" if files else ""
-        raise ValueError(f"class folder {tree.display(folder)} holds no images{other}")
+        raise DataError(f"class folder {tree.display(folder)} holds no images{other}")
     return images
 
 
@@ -92,7 +94,8 @@ def _class_folders(tree, root):
     class_ids = tree.subdirs(root)
     paths, labels = _class_groups(tree, root, class_ids)
     note = f"layout: class folders ({len(class_ids)} classes) in {tree.display(root)}"
-    return Plan("class-folders", class_ids, class_ids, {"all": (paths, labels)}, [note])
+    names = [printable(c) for c in class_ids]
+    return Plan("class-folders", class_ids, names, {"all": (paths, labels)}, [note])
 
 
 def _split_folders(tree, split_names):
@@ -100,13 +103,13 @@ def _split_folders(tree, split_names):
     for d in split_names:
         role = "val" if d.lower() in VAL_NAMES else d.lower()
         if role in by_role:
-            raise ValueError(
+            raise DataError(
                 f"{tree.display()} has both {by_role[role]}/ and {d}/ as {role} folders"
             )
         by_role[role] = d
     class_ids = tree.subdirs(by_role["train"] + "/")
     if not class_ids:
-        raise ValueError(f"{tree.display(by_role['train'] + '/')} holds no class folders")
+        raise DataError(f"{tree.display(by_role['train'] + '/')} holds no class folders")
     groups = {}
     for role in ("train", "val", "test"):
         if role not in by_role:
@@ -114,13 +117,13 @@ def _split_folders(tree, split_names):
         root = by_role[role] + "/"
         extra = sorted(set(tree.subdirs(root)) - set(class_ids))
         if extra:
-            raise ValueError(
+            raise DataError(
                 f"{tree.display(root)} has class folders that train/ lacks: {', '.join(extra)}"
             )
         groups[role] = _class_groups(tree, root, class_ids)
     roles = "/".join(by_role[r] for r in ("train", "val", "test") if r in by_role)
     note = f"layout: split folders {roles} ({len(class_ids)} classes) in {tree.display()}"
-    return Plan("split-folders", class_ids, class_ids, groups, [note])
+    return Plan("split-folders", class_ids, [printable(c) for c in class_ids], groups, [note])
 
 
 def _tiny_imagenet(tree):
@@ -136,7 +139,7 @@ def _tiny_imagenet(tree):
     notes = [f"layout: Tiny ImageNet ({len(wnids)} classes) in {tree.display()}"]
     missing = [w for w in wnids if w not in tree.subdirs("train/")]
     if missing:
-        raise ValueError(f"{tree.display('train/')} lacks folders for wnids {missing[:5]}")
+        raise DataError(f"{tree.display('train/')} lacks folders for wnids {missing[:5]}")
     if "val/val_annotations.txt" in tree.files:
         paths, labels = [], []
         for line in tree.read_text("val/val_annotations.txt").splitlines():
@@ -145,7 +148,7 @@ def _tiny_imagenet(tree):
                 continue
             fname, wnid = cols[0].strip(), cols[1].strip()
             if wnid not in index:
-                raise ValueError(
+                raise DataError(
                     f"{tree.display('val/val_annotations.txt')}: {fname} has wnid {wnid} "
                     "that wnids.txt does not list"
                 )

@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import cache as cache_mod
-from .dataset import Dataset, Split, stratified_split
+from .dataset import DataError, Dataset, Split, stratified_split
 from .decode import decode_many
 from .images import preprocess_array
 from .layouts import LAYOUTS_UNDERSTOOD, plan_layout
@@ -53,15 +53,15 @@ def load(
       labels, class_names, class_ids and notes (also printed) saying what was decided
     """
     if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
+        raise DataError(f"channels must be 1 or 3, got {channels}")
     if int(image_size) < 1:
-        raise ValueError(f"image_size must be a positive int, got {image_size}")
+        raise DataError(f"image_size must be a positive int, got {image_size}")
     image_size = int(image_size)
     for name, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= frac < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {frac}")
+            raise DataError(f"{name} must be in [0, 1), got {frac}")
     if val_fraction + test_fraction >= 1.0:
-        raise ValueError("val_fraction + test_fraction must leave images for training")
+        raise DataError("val_fraction + test_fraction must leave images for training")
     path = os.path.abspath(os.fspath(source))
     if not os.path.exists(path):
         raise FileNotFoundError(f"data source not found: {path}")
@@ -77,7 +77,7 @@ def load(
         )
         official_val = layout == "tiny-imagenet"
     else:
-        raise ValueError(f"{path} is neither a folder, a .zip nor a .npz.\n{LAYOUTS_UNDERSTOOD}")
+        raise DataError(f"{path} is neither a folder, a .zip nor a .npz.\n{LAYOUTS_UNDERSTOOD}")
 
     train, val, test = _make_splits(groups, val_fraction, test_fraction, seed, official_val, notes)
     counts = " / ".join(f"{len(s) if s is not None else 0}" for s in (train, val, test))
@@ -138,12 +138,15 @@ def _read_tree(path, image_size, channels, use_cache, cache_dir, workers, progre
     """Folder or zip: recognise the layout, then decode (or read the cache)."""
     tree = FileTree(path)
     if not tree.is_zip and not os.path.isdir(path):
-        raise ValueError(f"{path} is not a valid zip file")
+        raise DataError(f"{path} is not a valid zip file")
+    if tree.skipped:  # links not followed, broken links, unreadable folders
+        shown = "; ".join(tree.skipped[:5]) + ("; ..." if len(tree.skipped) > 5 else "")
+        warnings.warn(f"{len(tree.skipped)} path(s) left out of {path}: {shown}", stacklevel=3)
     try:
         plan = plan_layout(tree)
     finally:
         tree.close()
-    notes = list(plan.notes)
+    notes = list(plan.notes) + [f"left out: {why}" for why in tree.skipped]
     roles = list(plan.groups)
     key = cache_mod.cache_key(tree.fingerprint(), image_size, channels)
     cpath = cache_mod.cache_path(cache_mod.cache_dir(cache_dir), path, key, image_size, channels)
@@ -195,7 +198,7 @@ def _decode_plan(tree, plan, image_size, channels, workers, progress, notes):
     notes.append(f"decoded {int(ok.sum())} images in {time.perf_counter() - t0:.1f} s")
     if not ok.any():
         first = next(iter(errors.values()), "")
-        raise ValueError(f"no image in {tree.display()} could be decoded (first error: {first})")
+        raise DataError(f"no image in {tree.display()} could be decoded (first error: {first})")
     arrays = {"skipped": np.array([tree.display(rel_paths[i]) for i in sorted(errors)], dtype=str)}
     start = 0
     for r in roles:
@@ -214,9 +217,9 @@ def _read_npz(path, image_size, channels, progress):
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
     except Exception as e:
-        raise ValueError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})") from e
+        raise DataError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})") from e
     if "train_images" not in data or "train_labels" not in data:
-        raise ValueError(
+        raise DataError(
             f"{path} has keys {sorted(data)}; expected MedMNIST keys train_images and "
             f"train_labels (and optionally val_images, val_labels, test_images, test_labels)"
         )
@@ -226,16 +229,16 @@ def _read_npz(path, image_size, channels, progress):
         if f"{role}_images" not in data:
             continue
         if f"{role}_labels" not in data:
-            raise ValueError(f"{path} has {role}_images but no {role}_labels")
+            raise DataError(f"{path} has {role}_images but no {role}_labels")
         raw, labels = data[f"{role}_images"], data[f"{role}_labels"]
         if labels.ndim == 2 and labels.shape[1] > 1:
-            raise ValueError(
+            raise DataError(
                 f"{path}: {role}_labels has shape {labels.shape} (several labels per image); "
                 "only one class per image is supported"
             )
         labels = labels.reshape(-1).astype(np.int64)
         if len(labels) != len(raw):
-            raise ValueError(
+            raise DataError(
                 f"{path}: {role}_images has {len(raw)} images but {role}_labels {len(labels)}"
             )
         images = _convert_arrays(raw, image_size, channels, f"{path}:{role}", progress)
@@ -247,7 +250,7 @@ def _read_npz(path, image_size, channels, progress):
         flag = os.path.basename(path).split("_")[0].split(".")[0].lower()
         names = MEDMNIST_CLASS_NAMES.get(flag, [str(i) for i in range(num_classes)])
     if len(names) < num_classes:
-        raise ValueError(f"{path}: labels reach {num_classes - 1} but only {len(names)} names")
+        raise DataError(f"{path}: labels reach {num_classes - 1} but only {len(names)} names")
     return groups, names, names, notes, []
 
 
@@ -256,7 +259,7 @@ def _convert_arrays(raw, image_size, channels, where, progress):
     if raw.ndim == 4 and raw.shape[-1] == 1:
         raw = raw[..., 0]
     if raw.ndim not in (3, 4) or (raw.ndim == 4 and raw.shape[-1] not in (3, 4)):
-        raise ValueError(f"{where}: images must be (N, H, W) or (N, H, W, 3), got {raw.shape}")
+        raise DataError(f"{where}: images must be (N, H, W) or (N, H, W, 3), got {raw.shape}")
     if raw.dtype != np.uint8:  # arrays carry no mode: floats <= 1 are 0..1, wide ints 16-bit
         scale = 255.0 if raw.dtype.kind == "f" and raw.max(initial=0) <= 1.0 else 1.0
         if raw.dtype in (np.uint16, np.int32) and raw.max(initial=0) > 255:

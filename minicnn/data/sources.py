@@ -4,11 +4,88 @@ A `.zip` is never unpacked: its members are listed from the central directory an
 one (each decode worker opens the zip itself). When the root holds a single folder and nothing
 else (a zip of `tiny-imagenet-200/`, or a folder that wraps the data set), the listing descends
 into it, so both `tiny-imagenet-200.zip` and the unpacked `tiny-imagenet-200/` are found.
+
+Folders are walked by `walk`: links to folders are followed, but never into a folder already
+read (a link back up the tree is no loop) and never deeper than MAX_DEPTH; a broken link, an
+unreadable folder or a vanished file is left out and said, never raised. File names that are
+not valid UTF-8 are read like any other (Python keeps their bytes); `printable` shows them.
 """
 
 import bisect
 import os
 import zipfile
+
+MAX_DEPTH = 32  # folders below the root: far more than any data set nests
+
+
+def printable(path):
+    """A path as text that can always be printed: bytes that are not UTF-8 shown as \\xNN."""
+    try:
+        raw = os.fspath(path).encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that no file system byte made
+        return os.fspath(path).encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def walk(root, skipped, max_depth=MAX_DEPTH):
+    """Walk a folder top-down like os.walk(followlinks=True), without loops.
+
+    Yields (rel_dir, dirnames, filenames): rel_dir "" or "a/b/" (posix); names sorted; remove
+    names from dirnames to prune them. A link to a folder is followed only when the folder
+    lies outside the tree (inside, it is read at its own place) and holds no part of it (a
+    link back up is a loop), and only once. Nothing deeper than max_depth, no unreadable
+    folder, no broken link is entered; a message naming each such path is appended to
+    `skipped` (a list).
+    """
+    top = os.path.realpath(root)
+    seen = set()  # (device, inode) of every folder read: no folder is read twice
+    stack = [("", 0)]
+    while stack:
+        rel_dir, depth = stack.pop()
+        full = os.path.join(root, *rel_dir.split("/")[:-1])  # "a/b/" -> root/a/b
+        if rel_dir and os.path.islink(full) and not _followable(full, top, skipped):
+            continue
+        try:
+            st = os.stat(full)
+            with os.scandir(full) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            skipped.append(f"cannot read folder {printable(full)}: {e.strerror or e}")
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            skipped.append(f"not followed: {printable(full)} leads to a folder read already")
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames, filenames = [], []
+        for entry in entries:
+            try:
+                is_dir, is_file = entry.is_dir(), entry.is_file()  # both follow links
+            except OSError:
+                is_dir = is_file = False
+            if is_dir:
+                dirnames.append(entry.name)
+            elif is_file:
+                filenames.append(entry.name)
+            elif entry.is_symlink():
+                skipped.append(f"broken link: {printable(entry.path)}")
+        yield rel_dir, dirnames, filenames
+        if depth >= max_depth and dirnames:
+            skipped.append(f"not read: folders below {printable(full)} (deeper than {max_depth})")
+            continue
+        stack += [(f"{rel_dir}{d}/", depth + 1) for d in reversed(dirnames)]
+
+
+def _followable(link, top, skipped):
+    """Whether walk enters the folder link `link` points to; if not, say why in skipped."""
+    target = os.path.realpath(link)
+    if os.path.commonpath([target, os.path.realpath(os.path.dirname(link))]) == target:
+        why = "a link back up the tree (a loop)"  # to a folder that holds the link
+    elif os.path.commonpath([target, top]) == top:
+        why = "a link to a folder inside the tree, read at its own place"
+    else:
+        return True
+    skipped.append(f"not followed: {printable(link)} -> {printable(target)}, {why}")
+    return False
 
 
 def _hidden(part):
@@ -24,12 +101,14 @@ class FileTree:
     - files: dict {relative path: (size, mtime)} relative to the prefix; hidden files skipped
       (for a zip member: (size, CRC-32))
     - dirs: set of relative folder paths, each ending with "/"
+    - skipped: messages about what the walk left out (links read already, broken links, ...)
     """
 
     def __init__(self, path):
         self.path = os.path.abspath(os.fspath(path))
         self.is_zip = os.path.isfile(self.path) and zipfile.is_zipfile(self.path)
         self.prefix = ""
+        self.skipped = []
         all_files = self._list_zip() if self.is_zip else self._list_folder()
         self.files = {k: v for k, v in all_files.items() if not any(map(_hidden, k.split("/")))}
         self.dirs = {d for d in self._dirs if not any(map(_hidden, d.split("/")[:-1]))}
@@ -50,14 +129,17 @@ class FileTree:
     def _list_folder(self):
         files = {}
         self._dirs = set()
-        for dirpath, dirnames, filenames in os.walk(self.path, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
-            rel_dir = os.path.relpath(dirpath, self.path).replace(os.sep, "/")
-            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        for rel_dir, dirnames, filenames in walk(self.path, self.skipped):
+            dirnames[:] = [d for d in dirnames if not _hidden(d)]
             if rel_dir:
                 self._dirs.add(rel_dir)
             for name in filenames:
-                st = os.stat(os.path.join(dirpath, name))
+                full = os.path.join(self.path, *rel_dir.split("/")[:-1], name)
+                try:
+                    st = os.stat(full)
+                except OSError as e:  # removed, or made unreadable, since the listing
+                    self.skipped.append(f"cannot read {printable(full)}: {e.strerror or e}")
+                    continue
                 files[rel_dir + name] = (st.st_size, st.st_mtime_ns)
         return files
 
@@ -80,11 +162,11 @@ class FileTree:
             self.dirs = {d[len(top) :] for d in self.dirs if d != top}
 
     def display(self, rel=""):
-        """Human-readable location of a relative path, for messages."""
+        """Human-readable location of a relative path, for messages (always printable)."""
         inner = (self.prefix + rel).rstrip("/")
         if self.is_zip:
-            return f"{self.path}:{inner}" if inner else self.path
-        return os.path.join(self.path, *inner.split("/")) if inner else self.path
+            return printable(f"{self.path}:{inner}" if inner else self.path)
+        return printable(os.path.join(self.path, *inner.split("/")) if inner else self.path)
 
     def member(self, rel):
         """What a decode worker needs to open a file: member name in the zip, or full path."""

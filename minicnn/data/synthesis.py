@@ -15,7 +15,7 @@ ImageNet, chest X-rays or the paper's figures.
 
 import numpy as np
 
-from .dataset import Dataset, Split, stratified_split
+from .dataset import DataError, Dataset, Split, stratified_split
 
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond")
 COLOURS = {
@@ -170,11 +170,11 @@ def synthetic(num_classes=200, per_class=100, image_size=64, seed=0, channels=3)
     """
     combos = len(SHAPES) * len(COLOURS) * len(TEXTURES) * len(PLACES)
     if not 1 <= num_classes <= combos:
-        raise ValueError(f"num_classes must be in 1..{combos}, got {num_classes}")
+        raise DataError(f"num_classes must be in 1..{combos}, got {num_classes}")
     if per_class < 3:
-        raise ValueError(f"per_class must be >= 3 (one each for train, val, test), got {per_class}")
+        raise DataError(f"per_class must be >= 3 (one each for train, val, test), got {per_class}")
     if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
+        raise DataError(f"channels must be 1 or 3, got {channels}")
     rng = np.random.default_rng(seed)
     picks = rng.choice(combos, size=num_classes, replace=False)
     class_attrs = np.stack(

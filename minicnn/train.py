@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from . import heads
 from .data import batches
-from .io import load_checkpoint, save, save_checkpoint
+from .io import ModelFileError, load_checkpoint, save, save_checkpoint
 from .losses import BinaryCrossEntropy
 from .metrics import top_k_accuracy
 
@@ -243,14 +243,14 @@ def fit(
     if resume and checkpoint and os.path.exists(checkpoint):
         state = load_checkpoint(checkpoint, model, optimizer)
         if state["extra"].get("seed", seed) != seed:
-            raise ValueError(
+            raise ModelFileError(  # a checkpoint this run cannot continue
                 f"{checkpoint} was trained with seed {state['extra']['seed']}, not {seed}: "
                 "resume with the same seed (it also fixed the shuffling and, in the examples, "
                 "the data split), or start a new run in another folder"
             )
         saved = state["extra"].get("schedule")
         if (saved is None) != (schedule is None):
-            raise ValueError(
+            raise ModelFileError(  # a checkpoint this run cannot continue
                 f"{checkpoint} was trained {'without' if saved is None else 'with'} a "
                 "learning-rate schedule: resume with the same schedule, or start a new run"
             )

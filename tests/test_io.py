@@ -246,3 +246,34 @@ def test_model_files_written_before_batchnorm_still_load(path, tmp_path):
             == (json.loads(str(old["minicnn.json"]))["layers"])
         )
         assert set(new.files) == set(old.files)
+
+
+def test_arrays_of_names_every_array_save_writes_for_every_layer_type():
+    """io.ARRAYS_OF predicts, from config() alone, each array save() stores, for every type
+    in LAYER_TYPES: a new layer type with parameters fails here until it is listed."""
+    from minicnn.io import ARRAYS_OF, LAYER_TYPES, _expected_arrays, _model_arrays, model_record
+
+    layers = [
+        minicnn.Conv2D(3, 4, 3, padding="same", rng=0),
+        minicnn.BatchNorm2D(4),
+        minicnn.ReLU(),
+        minicnn.MaxPool2D(2),
+        minicnn.Conv2D(4, 6, 3, padding=1, rng=1, bias=False),
+        minicnn.AvgPool2D(2),
+        minicnn.Dropout(0.1),
+        minicnn.GlobalAvgPool2D(),
+        minicnn.BatchNorm1D(6),
+        minicnn.Dense(6, 5, rng=2),
+        minicnn.Sigmoid(),
+        minicnn.Softmax(),
+    ]
+    model = minicnn.Sequential(layers, input_shape=(3, 8, 8))
+    flat = minicnn.Sequential([minicnn.Flatten(), minicnn.Dense(12, 2)], input_shape=(3, 2, 2))
+    assert {type(layer).__name__ for layer in layers + flat.layers} == set(LAYER_TYPES)
+    assert set(ARRAYS_OF) <= set(LAYER_TYPES)
+    for m in (model, flat):
+        stored = {k: a.shape for k, a in _model_arrays(m).items()}
+        assert _expected_arrays("m.npz", model_record(m)) == stored
+    stored = _expected_arrays("m.npz", model_record(model))
+    assert stored["layers.4.W"] == (6, 4, 3, 3) and "layers.4.b" not in stored  # bias=False
+    assert stored["layers.8.running_var"] == (6,) and len(stored) == 2 + 4 + 1 + 4 + 2

@@ -9,6 +9,7 @@ class SGD:
     """Stochastic gradient descent with optional momentum.
 
     v = momentum * v + grad ; p -= lr * v   (momentum 0: p -= lr * grad)
+    A frozen parameter (trainable False) is skipped: neither it nor its velocity moves.
     """
 
     def __init__(self, parameters, lr, momentum=0.0):
@@ -19,6 +20,8 @@ class SGD:
 
     def step(self):
         for p, v in zip(self.parameters, self.velocity):
+            if not p.trainable:
+                continue
             if self.momentum:
                 v *= self.momentum
                 v += p.grad
@@ -89,6 +92,9 @@ class Adam:
     parameters: Parameters, or parameter groups with their own weight_decay; no_decay:
     Parameters left undecayed (see param_groups). `lr` may be changed between steps
     (minicnn.schedules does). m, v and self.parameters follow the groups' order.
+    A frozen parameter (trainable False) is skipped: no decay, no step, its m and v stay;
+    t counts the optimizer's steps, so a parameter unfrozen later starts its moments at
+    zero with a bias correction near 1 (fine-tuning makes a new optimizer per stage).
     """
 
     decoupled = False  # AdamW: the decay is a step of its own, not part of g
@@ -118,6 +124,8 @@ class Adam:
         self.t += 1
         decays = [g["weight_decay"] for g in self.param_groups for _ in g["params"]]
         for p, m, v, wd in zip(self.parameters, self.m, self.v, decays):
+            if not p.trainable:
+                continue
             if not p.data.flags.c_contiguous:
                 p.data = np.ascontiguousarray(p.data)
             if self.decoupled and wd:

@@ -78,6 +78,41 @@ class Sequential:
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]
 
+    def head_index(self):
+        """Index of the head: the last layer with parameters (the last Dense, usually)."""
+        with_params = [i for i, layer in enumerate(self.layers) if layer.parameters()]
+        if not with_params:
+            raise ValueError("the model has no layer with parameters, hence no head")
+        return with_params[-1]
+
+    def freeze(self, upto=None):
+        """Freeze the parameters of the layers before index `upto` (None: all but the head).
+
+        A frozen parameter (Parameter.trainable False) is left alone by the optimizers, and
+        backward skips its gradient; the layers below the lowest trainable one get no
+        backward at all. Returns the model.
+        """
+        return self._set_trainable(False, upto)
+
+    def unfreeze(self, upto=None):
+        """Make the layers before index `upto` trainable again (None: all but the head)."""
+        return self._set_trainable(True, upto)
+
+    def _set_trainable(self, trainable, upto):
+        upto = self.head_index() if upto is None else upto
+        for layer in self.layers[:upto]:
+            for p in layer.parameters():
+                p.trainable = trainable
+        return self
+
+    def frozen(self):
+        """Indices of the layers whose parameters are all frozen (layers without any: never)."""
+        return [
+            i
+            for i, layer in enumerate(self.layers)
+            if layer.parameters() and not any(p.trainable for p in layer.parameters())
+        ]
+
     def astype(self, dtype):
         for layer in self.layers:
             layer.astype(dtype)
@@ -134,16 +169,22 @@ class Sequential:
         return self.forward(x, training)
 
     def backward(self, dout, input_grad=False):
-        """Backpropagate dL/dlogits through every layer, filling each Parameter's .grad.
+        """Backpropagate dL/dlogits through every layer, filling each trainable Parameter's .grad.
 
         The first layer skips the gradient of the input images (nobody uses it) unless
         input_grad is True, in which case dL/dx (N, *input_shape) is returned (saliency).
+        Likewise with frozen layers: below the lowest layer with a trainable parameter
+        nobody needs a gradient, so that layer skips its input gradient and the layers
+        under it are not visited.
         """
         if self._steps is None:
             raise RuntimeError("backward() needs a forward() first")
-        for i, step in reversed(self._steps):
-            if i == 0 and not input_grad:
-                if step.parameters():
+        trains = [any(p.trainable for p in step.parameters()) for _, step in self._steps]
+        lowest = trains.index(True) if any(trains) else len(trains)  # lowest trainable step
+        for k in reversed(range(len(self._steps))):
+            step = self._steps[k][1]
+            if k <= lowest and not input_grad:  # no step below k needs a gradient
+                if trains[k]:
                     step.backward(dout, input_grad=False)
                 return None
             dout = step.backward(dout)

@@ -138,8 +138,7 @@ class ConvBNBlock:
             ),
             F,
         )
-        bn.gamma.grad = dgamma.astype(bn.gamma.data.dtype, copy=False)
-        bn.beta.grad = dbeta.astype(bn.beta.data.dtype, copy=False)
+        set_grads(bn, dgamma, dbeta)
 
         def fill_dY(n0, n1, dY4, W_out):
             dY4[...] = dZ[:, n0:n1]
@@ -157,15 +156,28 @@ class ConvBNBlock:
             relu_pool_backward(self.pool, dout[n0:n1], out[n0:n1], self._argmax_of(n0, n1),
                                W_out, dY4, dbeta_partial[n0:n1])  # fmt: skip
 
-        dx = self.matmul.backward(fill_dY, input_grad, W2=W2)
-        dW_z = conv.W.grad.reshape(F, -1)  # d/dW of the product W @ cols (before scaling)
+        # dgamma needs the product's weight gradient too, even with W frozen
+        weight_grad = conv.W.trainable or bn.gamma.trainable
+        dx = self.matmul.backward(fill_dY, input_grad, W2=W2, weight_grad=weight_grad)
         dbeta = dbeta_partial.sum(axis=0)
-        W = conv.W.data.reshape(F, -1).astype(dout.dtype)
-        mean = bn.running_mean.astype(dout.dtype)
-        # dgamma = sum(dz * xhat), xhat = (W @ cols - mean) / std, and sum(dz * W @ cols)
-        # is the row-wise dot product of W with dW_z
-        dgamma = ((W * dW_z).sum(axis=1) - mean * dbeta) / std
-        conv.W.grad = (dW_z * scale[:, None]).reshape(conv.W.data.shape).astype(conv.W.data.dtype)
-        bn.gamma.grad = dgamma.astype(bn.gamma.data.dtype, copy=False)
-        bn.beta.grad = dbeta.astype(bn.beta.data.dtype, copy=False)
+        dgamma = None
+        if weight_grad:
+            dW_z = self.matmul.dW.reshape(F, -1)  # d/dW of the product W @ cols (unscaled)
+            W = conv.W.data.reshape(F, -1).astype(dout.dtype)
+            mean = bn.running_mean.astype(dout.dtype)
+            # dgamma = sum(dz * xhat), xhat = (W @ cols - mean) / std, and sum(dz * W @ cols)
+            # is the row-wise dot product of W with dW_z
+            dgamma = ((W * dW_z).sum(axis=1) - mean * dbeta) / std
+        if conv.W.trainable:
+            dW = (dW_z * scale[:, None]).reshape(conv.W.data.shape)
+            conv.W.grad = dW.astype(conv.W.data.dtype)
+        set_grads(bn, dgamma, dbeta)
         return dx
+
+
+def set_grads(bn, dgamma, dbeta):
+    """gamma.grad and beta.grad of a BatchNorm2D, each unless it is frozen."""
+    if bn.gamma.trainable:
+        bn.gamma.grad = dgamma.astype(bn.gamma.data.dtype, copy=False)
+    if bn.beta.trainable:
+        bn.beta.grad = dbeta.astype(bn.beta.data.dtype, copy=False)

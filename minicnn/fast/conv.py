@@ -87,7 +87,7 @@ class ChunkedConv:
             W2 = self.conv.W.data.reshape(self.conv.out_channels, -1)
         return W2.astype(dtype, copy=False)
 
-    def backward(self, fill_dY, input_grad=True, W2=None):
+    def backward(self, fill_dY, input_grad=True, W2=None, weight_grad=None):
         """Set W.grad and return dx (N, C, H, W) (None unless input_grad); bias not included.
 
         fill_dY(n0, n1, dY4, W_out) writes the chunk's gradient of the product into dY4
@@ -95,7 +95,11 @@ class ChunkedConv:
         Per chunk: dW.T += cols @ dY.T (measured faster than dY @ cols.T) and
         dx = col2im(W2.T @ dY). Each thread sums its own dW; the partial sums are added in
         a fixed order, so a given thread count always gives the same bits. W.grad is the
-        gradient of the product's weights dY @ cols.T, whatever W2 the forward used.
+        gradient of the product's weights dY @ cols.T, whatever W2 the forward used; it is
+        also kept as self.dW (None when not computed).
+        weight_grad: compute dW at all (default: W.trainable). A frozen W skips im2col and
+        the product, and keeps its .grad; then only dx costs anything. A caller that needs
+        dW anyway (a fused BatchNorm's dgamma) passes True and reads self.dW.
         """
         conv, x = self.conv, self._x
         N, C, H, W = x.shape
@@ -104,18 +108,21 @@ class ChunkedConv:
         per = self._chunk(C, H_out * W_out)
         W2 = self._weights(W2, x.dtype)  # (F, C*k*k), the forward's
         dx = np.empty(x.shape, dtype=x.dtype) if input_grad else None
+        weight_grad = conv.W.trainable if weight_grad is None else weight_grad
+        Wr = self.row_width(W, W_out)
         partial = {}
 
         def work(a, b):
-            dWT = np.zeros(W2.T.shape, dtype=x.dtype)  # (C*k*k, F)
+            dWT = np.zeros(W2.T.shape, dtype=x.dtype) if weight_grad else None  # (C*k*k, F)
             for n0 in range(a, b, per):
                 n1 = min(n0 + per, b)
-                cols, Wr = self._im2col(x[n0:n1], H_out, W_out)  # (C*k*k, n*H'*Wr)
-                dY = threads.scratch("dY", (F, cols.shape[1]), x.dtype)
+                dY = threads.scratch("dY", (F, (n1 - n0) * H_out * Wr), x.dtype)
                 fill_dY(n0, n1, dY.reshape(F, n1 - n0, H_out, Wr), W_out)
-                dWT += cols @ dY.T
+                if weight_grad:  # only dW needs the chunk's cols
+                    cols, _ = self._im2col(x[n0:n1], H_out, W_out)  # (C*k*k, n*H'*Wr)
+                    dWT += cols @ dY.T
                 if input_grad:
-                    dcols = threads.scratch("dcols", cols.shape, x.dtype)
+                    dcols = threads.scratch("dcols", (W2.shape[1], dY.shape[1]), x.dtype)
                     np.matmul(W2.T, dY, out=dcols)  # (C*k*k, n*H'*Wr)
                     if Wr != W_out:
                         kernels.im2col.col2im_s1(dcols, k, k, p, H_out, dx[n0:n1])
@@ -124,8 +131,12 @@ class ChunkedConv:
             partial[a] = dWT
 
         threads.parallel_for(work, N)
-        dW = sum(partial[a] for a in sorted(partial)).T  # (F, C*k*k)
-        conv.W.grad = dW.reshape(conv.W.data.shape).astype(conv.W.data.dtype, copy=False)
+        self.dW = None
+        if weight_grad:
+            dW = sum(partial[a] for a in sorted(partial)).T  # (F, C*k*k)
+            self.dW = dW.reshape(conv.W.data.shape).astype(conv.W.data.dtype, copy=False)
+            if conv.W.trainable:
+                conv.W.grad = self.dW
         return dx
 
 
@@ -137,8 +148,9 @@ def bias_of(conv, dtype):
 
 
 def set_bias_grad(conv, db_partial):
-    """b.grad = the per-image partial sums db_partial (N, F) added up; nothing without a bias."""
-    if conv.b is not None:
+    """b.grad = the per-image partial sums db_partial (N, F) added up; nothing without a bias
+    or with a frozen one."""
+    if conv.b is not None and conv.b.trainable:
         conv.b.grad = db_partial.sum(axis=0).astype(conv.b.data.dtype, copy=False)
 
 
@@ -171,6 +183,6 @@ class FastConv:
             dY4[..., W_out:] = 0  # the unused columns of the stride-1 layout
             dY4[..., :W_out] = dout[n0:n1].transpose(1, 0, 2, 3)
 
-        if self.conv.b is not None:
+        if self.conv.b is not None and self.conv.b.trainable:
             self.conv.b.grad = dout.sum(axis=(0, 2, 3)).astype(self.conv.b.data.dtype)
         return self.matmul.backward(fill_dY, input_grad)

@@ -98,10 +98,11 @@ class Conv2D(Layer):
         F = self.out_channels
         k, s, p = self.kernel_size, self.stride, self.pad
         dY = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N*H_out*W_out)
-        if self.b is not None:
+        if self.b is not None and self.b.trainable:  # a frozen parameter gets no gradient
             self.b.grad = dY.sum(axis=1).astype(self.b.data.dtype, copy=False)
-        dW = dY @ cols.T  # (F, C*k*k)
-        self.W.grad = dW.reshape(self.W.data.shape).astype(self.W.data.dtype, copy=False)
+        if self.W.trainable:
+            dW = dY @ cols.T  # (F, C*k*k)
+            self.W.grad = dW.reshape(self.W.data.shape).astype(self.W.data.dtype, copy=False)
         if not input_grad:
             return None
         W2 = self.W.data.reshape(F, -1).astype(dout.dtype, copy=False)  # (F, C*k*k)

@@ -72,8 +72,10 @@ class Dense(Layer):
 
     def backward(self, dout, input_grad=True):
         x = self.saved()
-        self.W.grad = (x.T @ dout).astype(self.W.data.dtype, copy=False)
-        self.b.grad = dout.sum(axis=0).astype(self.b.data.dtype, copy=False)
+        if self.W.trainable:  # a frozen parameter gets no gradient
+            self.W.grad = (x.T @ dout).astype(self.W.data.dtype, copy=False)
+        if self.b.trainable:
+            self.b.grad = dout.sum(axis=0).astype(self.b.data.dtype, copy=False)
         if not input_grad:
             return None
         return dout @ self.W.data.astype(dout.dtype, copy=False).T

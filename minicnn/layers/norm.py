@@ -106,10 +106,15 @@ class _BatchNorm(Layer):
 
     def backward(self, dout, input_grad=True):
         xhat, std, training = self.saved()
-        dbeta = dout.sum(axis=self.AXES)  # (C,)
-        dgamma = (dout * xhat).sum(axis=self.AXES)  # (C,)
-        self.beta.grad = dbeta.astype(self.beta.data.dtype, copy=False)
-        self.gamma.grad = dgamma.astype(self.gamma.data.dtype, copy=False)
+        batch_dx = input_grad and training  # this dx needs dbeta and dgamma, frozen or not
+        if self.beta.trainable or batch_dx:
+            dbeta = dout.sum(axis=self.AXES)  # (C,)
+        if self.gamma.trainable or batch_dx:
+            dgamma = (dout * xhat).sum(axis=self.AXES)  # (C,)
+        if self.beta.trainable:  # a frozen parameter gets no gradient
+            self.beta.grad = dbeta.astype(self.beta.data.dtype, copy=False)
+        if self.gamma.trainable:
+            self.gamma.grad = dgamma.astype(self.gamma.data.dtype, copy=False)
         if not input_grad:
             return None
         scale = self._per_channel(self.gamma.data, dout.dtype) / std  # gamma / std

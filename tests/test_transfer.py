@@ -1,0 +1,274 @@
+"""Transfer learning and freezing: minicnn.transfer, Parameter.trainable, Sequential.freeze.
+
+Frozen parameters never change and their gradients are never computed, on either engine;
+the trainable ones get exactly the gradients they get without freezing; the fast engine
+equals the reference with layers frozen; in_channels=1 folds the first convolution.
+"""
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn.fast import conv as fast_conv
+from minicnn.gradcheck import rel_error
+from minicnn.transfer import fold_to_gray, transfer
+
+MEAN = np.array([0.5, 0.4, 0.3], np.float32)
+STD = np.array([0.2, 0.25, 0.3], np.float32)
+
+
+def source(preset="paper", dtype=np.float32, seed=1):
+    """A small trained-looking model: non-zero biases, BatchNorm statistics, a normalisation."""
+    build = {"paper": minicnn.models.paper, "paper_bn": minicnn.models.paper_bn}[preset]
+    model = build(num_classes=5, image_size=32 if preset == "paper" else 16, seed=seed)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        for p in layer.parameters():
+            if p.data.ndim == 1:
+                p.data[:] += rng.standard_normal(p.shape).astype(np.float32) * 0.1
+        if isinstance(layer, minicnn.BatchNorm2D):
+            layer.running_mean[:] = rng.standard_normal(layer.num_features) * 0.3
+            layer.running_var[:] = rng.uniform(0.5, 2.0, layer.num_features)
+    model.mean, model.std = MEAN, STD
+    model.class_names = [f"c{i}" for i in range(5)]
+    return model.astype(dtype)
+
+
+def test_transfer_keeps_the_layers_and_replaces_the_head():
+    src = source()
+    before = [p.data.copy() for p in src.parameters()]
+    model = transfer(src, 2, output="sigmoid")
+    assert len(model) == len(src) and model.input_shape == src.input_shape
+    assert [type(a) for a in model.layers] == [type(b) for b in src.layers]
+    assert repr(model[-1]) == "Dense(128 -> 1)" and model.output == "sigmoid"
+    assert model.class_names is None
+    np.testing.assert_array_equal(model.mean, MEAN)
+    for a, b in zip(model.parameters()[:-2], src.parameters()[:-2]):  # copies, same values
+        assert a is not b and a.data is not b.data
+        np.testing.assert_array_equal(a.data, b.data)
+    # frozen: every kept layer; the head is trainable
+    assert [p.trainable for p in model.parameters()] == [False] * 12 + [True, True]
+    assert model.frozen() == [0, 3, 6, 9, 12, 17]
+    # the source is left as it was, trainable
+    for p, b in zip(src.parameters(), before):
+        np.testing.assert_array_equal(p.data, b)
+        assert p.trainable
+    assert repr(transfer(src, 7)[-1]) == "Dense(128 -> 7)"  # softmax: one unit per class
+    assert all(p.trainable for p in transfer(src, 3, freeze=False).parameters())
+
+
+def test_transfer_from_a_file_and_a_seeded_head(tmp_path):
+    src = source("paper_bn")
+    minicnn.save(src, tmp_path / "src.npz")
+    a = transfer(str(tmp_path / "src.npz"), 3, seed=4)
+    b = transfer(src, 3, seed=4)
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    np.testing.assert_array_equal(a[1].running_var, src[1].running_var)  # buffers copied
+    assert not np.array_equal(transfer(src, 3, seed=5)[-1].W.data, b[-1].W.data)
+
+
+def test_transfer_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="in_channels=2: a 3-channel source"):
+        transfer(source(), 2, in_channels=2)
+    no_dense = minicnn.Sequential([minicnn.Conv2D(3, 2, 3)], input_shape=(3, 8, 8))
+    with pytest.raises(ValueError, match="no Dense layer"):
+        transfer(no_dense, 2)
+
+
+def gray_and_replica(n, size, seed=0):
+    g = np.random.default_rng(seed).integers(0, 256, (n, 1, size, size), dtype=np.uint8)
+    return g, np.repeat(g, 3, axis=1)
+
+
+def normalised(images, mean, std):
+    """(u - mean) / std in float64, u = pixel / 255 (preprocess does it in float32)."""
+    shape = (1, -1, 1, 1)
+    return (images / 255 - np.reshape(mean, shape).astype(np.float64)) / np.reshape(
+        std, shape
+    ).astype(np.float64)
+
+
+def test_gray_fold_equals_the_rgb_replica_away_from_the_padding():
+    src = source(dtype=np.float64)
+    model = transfer(src, 2, output="sigmoid", in_channels=1)
+    assert model.input_shape == (1, 32, 32) and repr(model[0]) == "Conv2D(1->16, 3x3)"
+    assert (model.mean.tolist(), model.std.tolist()) == (pytest.approx([0.4]), [0.25])
+    gray, rgb = gray_and_replica(3, 32)
+    a = src[0].forward(normalised(rgb, MEAN, STD))  # the source's conv on the replicas
+    b = model[0].forward(normalised(gray, model.mean, model.std))
+    inside = (slice(None), slice(None), slice(1, -1), slice(1, -1))
+    assert rel_error(a[inside], b[inside]) <= 1e-12
+    assert np.abs(a - b).max() > 1e-3  # on the border the zero padding differs, as documented
+    assert model[0].W.shape == (16, 1, 3, 3) and not model[0].W.trainable
+    # the rest of the network is the source's
+    for p, q in zip(model.parameters()[2:-2], src.parameters()[2:-2]):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_gray_fold_without_normalisation_is_exact_everywhere():
+    src = source(dtype=np.float64)
+    src.mean = src.std = None  # x = pixel / 255: zero padding is zero in both
+    model = transfer(src, 2, in_channels=1)
+    assert model.mean is None
+    gray, rgb = gray_and_replica(2, 32)
+    assert rel_error(src[0].forward(rgb / 255.0), model[0].forward(gray / 255.0)) <= 1e-12
+
+
+def test_gray_fold_of_a_bias_free_conv_moves_its_bias_into_batchnorm():
+    src = source("paper_bn", dtype=np.float64)
+    model = transfer(src, 2, in_channels=1)
+    assert model[0].b is None  # still fused by the fast engine with the BatchNorm
+    W1, b1, _, _ = fold_to_gray(src[0], MEAN, STD)
+    np.testing.assert_allclose(model[1].running_mean, src[1].running_mean - b1)
+    gray, rgb = gray_and_replica(4, 16, seed=3)
+    ya = src[0].forward(normalised(rgb, MEAN, STD))
+    yb = model[0].forward(normalised(gray, model.mean, model.std))
+    inside = (slice(None), slice(None), slice(1, -1), slice(1, -1))
+    # the convolution lacks b1 (a batch's mean absorbs it in training) ...
+    assert rel_error(ya[inside] - b1[None, :, None, None], yb[inside]) <= 1e-12
+    # ... and in evaluation the BatchNorm's running mean takes it: the same response
+    a, b = src[1].forward(ya), model[1].forward(yb)
+    assert rel_error(a[inside], b[inside]) <= 1e-12
+
+
+# ----------------------------------------------------------------------------- freezing
+
+
+def test_freeze_and_unfreeze_act_on_the_layers_before_upto():
+    model = source()
+    model.freeze()  # all but the head, the last Dense (#19)
+    assert model.head_index() == 19 and model.frozen() == [0, 3, 6, 9, 12, 17]
+    model.unfreeze(upto=9)
+    assert model.frozen() == [9, 12, 17]
+    model.freeze(upto=4)
+    assert model.frozen() == [0, 3, 9, 12, 17]
+    model.unfreeze()
+    assert model.frozen() == [] and all(p.trainable for p in model.parameters())
+    model.freeze(upto=len(model))
+    assert model.frozen() == [0, 3, 6, 9, 12, 17, 19]
+    assert "trainable=False" in repr(model[0].W)
+
+
+def one_step(model, x, dout, fast, training=True, input_grad=False):
+    model.fast = fast
+    model.forward(x, training=training)
+    return model.backward(dout, input_grad=input_grad)
+
+
+@pytest.mark.parametrize("upto", [4, 9, None], ids=["upto4", "upto9", "backbone"])
+@pytest.mark.parametrize("preset", ["paper", "paper_bn"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_frozen_gradients_are_skipped_and_the_rest_equal_the_unfrozen_ones(preset, upto, training):
+    """float64, both engines: frozen .grad untouched (a NaN sentinel survives), every other
+    gradient equal to the one of the same model unfrozen on the reference engine."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, *source(preset).input_shape))
+    dout = rng.standard_normal((4, 5))
+    full = source(preset, np.float64)
+    one_step(full, x, dout, fast=False, training=training)
+    for fast in (True, False):
+        model = source(preset, np.float64).freeze(upto=upto)
+        frozen = [p for p in model.parameters() if not p.trainable]
+        assert frozen
+        for p in frozen:
+            p.grad = np.full_like(p.data, np.nan)
+        one_step(model, x, dout, fast, training)
+        for p, q in zip(model.parameters(), full.parameters()):
+            if p.trainable:
+                assert rel_error(p.grad, q.grad) <= 1e-12
+            else:
+                assert np.isnan(p.grad).all()
+
+
+def test_fast_equals_reference_with_frozen_layers_over_training_steps():
+    """Three SGD steps of paper_bn with its first stages frozen: same loss and weights.
+
+    (SGD: Adam divides by sqrt(v) and so magnifies the engines' rounding differences to
+    about 1e-11 after three steps, frozen or not.)"""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 6, 3, 16, 16))
+    y = rng.integers(0, 5, (3, 6))
+    runs = []
+    for fast in (True, False):
+        model = source("paper_bn", np.float64).freeze(upto=11)
+        model.fast = fast
+        frozen = {id(p): p.data.copy() for p in model.parameters() if not p.trainable}
+        optimizer = minicnn.SGD(model.parameters(), lr=1e-2, momentum=0.9)
+        loss_fn, losses = minicnn.SoftmaxCrossEntropy(), []
+        for step in range(3):
+            losses.append(loss_fn.forward(model.forward(x[step], training=True), y[step]))
+            model.backward(loss_fn.backward())
+            optimizer.step()
+        for p in model.parameters():  # frozen: not moved
+            if id(p) in frozen:
+                np.testing.assert_array_equal(p.data, frozen[id(p)])
+        runs.append((losses, [p.data.copy() for p in model.parameters()]))
+    (loss_f, w_f), (loss_r, w_r) = runs
+    np.testing.assert_allclose(loss_f, loss_r, rtol=1e-12)
+    assert max(rel_error(a, b) for a, b in zip(w_f, w_r)) <= 1e-12
+    start = source("paper_bn", np.float64).parameters()
+    moved = [rel_error(a, b.data) > 1e-6 for a, b in zip(w_f, start)]
+    assert moved == [p.trainable for p in model.parameters()]  # exactly the trainable ones
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: minicnn.SGD(ps, lr=0.1),
+    lambda ps: minicnn.SGD(ps, lr=0.1, momentum=0.9),
+    lambda ps: minicnn.Adam(ps, lr=0.1, weight_decay=0.1),
+    lambda ps: minicnn.AdamW(ps, lr=0.1),
+], ids=["sgd", "momentum", "adam", "adamw"])  # fmt: skip
+def test_optimizers_skip_frozen_parameters(make):
+    a, b = minicnn.Parameter(np.ones(3)), minicnn.Parameter(np.ones(3))
+    a.trainable = False
+    optimizer = make([a, b])
+    for p in (a, b):
+        p.grad = np.full(3, 0.5)
+    optimizer.step()
+    np.testing.assert_array_equal(a.data, np.ones(3))
+    assert (b.data < 1).all()
+    a.trainable = True  # unfrozen: it moves from the next step on
+    optimizer.step()
+    assert (a.data < 1).all()
+
+
+def test_backward_visits_no_layer_below_the_lowest_trainable(monkeypatch):
+    """Reference engine: the frozen layers below are never called; fast engine: a frozen
+    conv that must pass a gradient down builds no im2col columns in backward."""
+    model = source().freeze(upto=6)  # conv #0 and #3 frozen, conv #6 on trainable
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    dout = np.ones((2, 5), np.float32)
+    called = []
+    for i in range(6):
+        monkeypatch.setattr(model[i], "backward", lambda *a, i=i, **k: called.append(i))
+    one_step(model, x, dout, fast=False)
+    assert called == []
+    model = source().freeze(upto=6)
+    columns = []
+    original = fast_conv.ChunkedConv._im2col
+
+    def counting(self, x, H_out, W_out):
+        columns.append(self.conv)
+        return original(self, x, H_out, W_out)
+
+    monkeypatch.setattr(fast_conv.ChunkedConv, "_im2col", counting)
+    model.fast = True
+    model.forward(x, training=True)
+    forward_columns, columns[:] = list(columns), []
+    model.backward(dout)
+    assert model[0] in forward_columns and model[0] not in columns  # never visited
+    model.unfreeze()
+    for p in model[3].parameters():  # conv #3 frozen, above the trainable conv #0
+        p.trainable = False
+    model.forward(x, training=True)
+    columns.clear()
+    model.backward(dout)
+    assert model[3] not in columns and model[0] in columns and model[6] in columns
+
+
+def test_everything_frozen_backward_does_nothing():
+    model = source().freeze(upto=20)
+    model.forward(np.zeros((2, 3, 32, 32), np.float32), training=True)
+    assert model.backward(np.ones((2, 5), np.float32)) is None
+    with pytest.raises(ValueError, match="no layer with parameters"):
+        minicnn.Sequential([minicnn.ReLU()]).freeze()

@@ -1,17 +1,23 @@
-"""Command line: `python -m minicnn predict MODEL IMAGE...` and `python -m minicnn summary MODEL`.
+"""Command line: `python -m minicnn COMMAND ...` (also installed as `minicnn`).
 
 python -m minicnn predict runs/paper-synthetic/model.npz cat.jpg dog.png --top-k 3
 python -m minicnn predict runs/paper-synthetic/model.npz photos/ --csv predictions.csv
 python -m minicnn summary runs/paper-synthetic/model.npz
+python -m minicnn explain MODEL.npz photo.jpg          (minicnn/cli_explain.py)
+
+Each module listed in `registrars` adds its subcommands with add_commands(subparsers), each
+setting `run`, a function of the parsed arguments that returns the exit code. An expected
+error (a model file that cannot be used, a file that cannot be read or written, ...) is one
+line `error: ...` and exit code 1 (minicnn/cli_common.py); --debug shows its traceback.
 """
 
 import argparse
-import contextlib
-import csv
 import os
 import sys
 
 import numpy as np
+
+from .cli_common import add_debug_option, report_skipped, run
 
 
 def _load_model(path):
@@ -21,23 +27,31 @@ def _load_model(path):
 
 
 def image_paths(items):
-    """Files as given, folders expanded to the image files inside them (recursive, sorted)."""
+    """Files as given, folders expanded to the image files inside them (recursive, sorted).
+
+    Folders are walked as the training loader walks them (links followed, never in a loop);
+    what the walk leaves out is said on stderr.
+    """
     from .data.images import is_image_name  # the extensions the training loader reads
+    from .data.sources import printable, walk
 
     paths = []
     for item in items:
-        if os.path.isdir(item):
-            found = sorted(
-                os.path.join(root, name)
-                for root, _, names in os.walk(item)
-                for name in names
-                if is_image_name(name)
-            )
-            if not found:
-                print(f"warning: no image files in folder {item}", file=sys.stderr)
-            paths += found
-        else:
+        if not os.path.isdir(item):
             paths.append(item)
+            continue
+        left_out = []
+        found = [
+            os.path.join(item, *rel_dir.split("/")[:-1], name)
+            for rel_dir, _, names in walk(item, left_out)
+            for name in names
+            if is_image_name(name)
+        ]
+        for why in left_out:
+            print(f"warning: {why}", file=sys.stderr)
+        if not found:
+            print(f"warning: no image files in folder {printable(item)}", file=sys.stderr)
+        paths += sorted(found)
     return paths
 
 
@@ -46,50 +60,32 @@ def predict(args):
 
     Exit code 0 when every image was read, 1 when some were skipped (or none was read).
     """
-    from .data import load_image
+    from .data.images import read_images
+    from .data.sources import printable
+    from .io import write_csv
 
     model = _load_model(args.model)
     C, S, _ = model.input_shape
     names = model.class_names
     paths = image_paths(args.images)
-    skipped = []
-    with open(args.csv, "w", newline="") if args.csv else contextlib.nullcontext() as out:
-        writer = csv.writer(out) if args.csv else None
-        if writer is not None:
-            writer.writerow(["image", "rank", "class", "probability"])
-        for start in range(0, len(paths), 256):  # a batch at a time: any number of images
-            batch, images = [], []
-            for path in paths[start : start + 256]:
-                try:
-                    images.append(load_image(path, S, C))  # the training preprocessing
-                    batch.append(path)
-                except FileNotFoundError as e:
-                    skipped.append((path, str(e)))
-                except (OSError, ValueError, SyntaxError) as e:  # Pillow: cannot decode it
-                    skipped.append((path, f"cannot read image {path}: {e}"))
-            if not images:
-                continue
-            probs = model.predict_proba(np.stack(images))  # (N, K), normalised as trained
-            k = max(1, min(args.top_k, probs.shape[1]))
-            for path, p in zip(batch, probs):
-                top = np.argsort(-p, kind="stable")[:k]
-                print(path)
-                for rank, c in enumerate(top, start=1):
-                    label = names[c] if names is not None and c < len(names) else f"class {c}"
-                    print(f"  {rank}. {label:<30} {p[c]:7.2%}")
-                    if writer is not None:
-                        writer.writerow([path, rank, label, f"{p[c]:.6f}"])
+    rows, skipped = [["image", "rank", "class", "probability"]], []
+    for start in range(0, len(paths), 256):  # a batch at a time: any number of images
+        batch, images, missed = read_images(paths[start : start + 256], S, C)  # as in training
+        skipped += missed
+        if not images:
+            continue
+        probs = model.predict_proba(np.stack(images))  # (N, K), normalised as trained
+        k = max(1, min(args.top_k, probs.shape[1]))
+        for path, p in zip(batch, probs):
+            print(printable(path))
+            for rank, c in enumerate(np.argsort(-p, kind="stable")[:k], start=1):
+                label = names[c] if names is not None and c < len(names) else f"class {c}"
+                print(f"  {rank}. {label:<30} {p[c]:7.2%}")
+                rows.append([printable(path), rank, label, f"{p[c]:.6f}"])
     if args.csv:
+        write_csv(args.csv, rows)  # through a temporary file: never half a table
         print(f"wrote {args.csv}")
-    for _, message in skipped:
-        print(f"skipped: {message}", file=sys.stderr)
-    if skipped:
-        read = len(paths) - len(skipped)
-        print(f"error: {len(skipped)} of {len(paths)} images could not be read ({read} done)",
-              file=sys.stderr)  # fmt: skip
-    elif not paths:
-        print("error: no images given", file=sys.stderr)
-    return 1 if skipped or not paths else 0
+    return report_skipped(skipped, len(paths))
 
 
 def summary(args):
@@ -111,12 +107,8 @@ def summary(args):
     return 0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="minicnn",
-        description="Use a model trained with minicnn (a .npz written by minicnn.save).",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+def add_commands(commands):
+    """Register `predict` and `summary` on the subparsers of `python -m minicnn`."""
     p = commands.add_parser("predict", help="print the most probable classes of images")
     p.add_argument("model", metavar="MODEL", help="model file, e.g. runs/paper-x/model.npz")
     p.add_argument(
@@ -128,20 +120,43 @@ def main(argv=None):
     s = commands.add_parser("summary", help="print the layer table and what the model expects")
     s.add_argument("model", metavar="MODEL")
     s.set_defaults(run=summary)
-    from .cli_explain import add_commands  # explain, filters
 
-    add_commands(commands)
-    args = parser.parse_args(argv)
+
+def registrars():
+    """Each module's add_commands(subparsers), in --help order: one line per module."""
+    from . import cli_explain
+
+    return [
+        add_commands,  # predict, summary
+        cli_explain.add_commands,  # explain, filters
+    ]
+
+
+def parser():
+    top = argparse.ArgumentParser(
+        prog="minicnn",
+        description="Use a model trained with minicnn (a .npz written by minicnn.save).",
+    )
+    add_debug_option(top)
+    subparsers = top.add_subparsers(dest="command", metavar="COMMAND")
+    for register in registrars():
+        register(subparsers)
+    return top
+
+
+def _main(argv):
+    p = parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = p.parse_args([a for a in argv if a != "--debug"])  # --debug: anywhere, see run()
     if args.command is None:
-        parser.print_help()
+        p.print_help()
         return 2
-    from .io import ModelFileError
+    return args.run(args)
 
-    try:
-        return args.run(args)
-    except (ModelFileError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+
+def main(argv=None):
+    """Run `python -m minicnn ARGS`; returns the exit code (expected errors: one line, 1)."""
+    return run(_main, argv)
 
 
 if __name__ == "__main__":

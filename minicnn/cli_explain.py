@@ -14,6 +14,8 @@ from urllib.parse import quote
 import numpy as np
 
 from . import explain
+from .cli_common import report_skipped
+from .data.images import read_images
 from .plots import plot_explanation, plot_filters
 
 METHODS = {  # --method: (title, function)
@@ -95,7 +97,7 @@ def run_explain(args):
     try:
         target = _target(model, args.target)
         for start in range(0, len(paths), BATCH):
-            batch, images, missed = _read_images(paths[start : start + BATCH], S, C)
+            batch, images, missed = read_images(paths[start : start + BATCH], S, C)
             skipped += missed
             if not images:
                 continue
@@ -121,36 +123,7 @@ def run_explain(args):
     if folder is not None:
         index = _write_index(args.out, entries, f"{title}, {args.model}, {folder}")
         print(f"wrote {index}")
-    return _report_skipped(skipped, len(paths))
-
-
-def _read_images(paths, size, channels):
-    """Decode as training did: (paths read, uint8 (C, S, S) images, [(path, why)] skipped)."""
-    from .data import load_image
-
-    read, images, skipped = [], [], []
-    for path in paths:
-        try:
-            images.append(load_image(path, size, channels))
-            read.append(path)
-        except FileNotFoundError as e:
-            skipped.append((path, str(e)))
-        except (OSError, ValueError, SyntaxError) as e:  # Pillow: cannot decode it
-            skipped.append((path, f"cannot read image {path}: {e}"))
-    return read, images, skipped
-
-
-def _report_skipped(skipped, total):
-    """Name each skipped image on stderr; exit code 1 if any was skipped or none was given."""
-    for _, message in skipped:
-        print(f"skipped: {message}", file=sys.stderr)
-    if skipped:
-        done = total - len(skipped)
-        print(f"error: {len(skipped)} of {total} images could not be read ({done} done)",
-              file=sys.stderr)  # fmt: skip
-    elif not total:
-        print("error: no images given", file=sys.stderr)
-    return 1 if skipped or not total else 0
+    return report_skipped(skipped, len(paths))
 
 
 def _write_index(out, entries, heading):

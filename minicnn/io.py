@@ -157,7 +157,10 @@ def atomic_write(path, write):
         os.replace(tmp, path)
     except OSError as e:
         kept = "the previous file is unchanged" if os.path.exists(path) else "nothing written"
-        message = f"cannot write {printable(path)}: {e.strerror or e}; {kept}"
+        why = e.strerror or str(e)
+        if e.filename is not None and os.fspath(e.filename) not in (path, tmp):
+            why = f"{printable(e.filename)}: {why}"  # a folder on the way, say
+        message = f"cannot write {printable(path)}: {why}; {kept}"
         raise WriteError(e.errno, message) from e
     finally:
         if os.path.exists(tmp):

@@ -107,3 +107,18 @@ def test_predict_a_folder_skips_and_reports_unreadable_images(trained, tmp_path)
     assert rows[0] == "image,rank,class,probability"
     assert rows[1].startswith(f"{folder / 'a.png'},1,{picks[0][1]},")
     assert len(rows) == 3
+
+
+def test_an_unwritable_csv_is_one_line_after_the_predictions(trained, tmp_path):
+    path, picks = trained
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run("predict", path, picks[0][0], "--csv", blocker / "out.csv")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"error: cannot write {blocker / 'out.csv'}: {blocker}: File exists; nothing written"
+    )
+    assert result.stdout.splitlines()[0] == str(picks[0][0])  # the predictions were printed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # no temporary file left
+    help_text = run("--help").stdout
+    assert "--debug" in help_text and "MINICNN_DEBUG=1" in help_text

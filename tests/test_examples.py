@@ -55,11 +55,13 @@ def test_train_paper_runs_and_resumes(tmp_path):
     stdout = run_example("train_paper.py", "--epochs", "1", *args)
     assert "SYNTHETIC stand-in" in stdout and "--data path/to/tiny-imagenet-200.zip" in stdout
     assert "epoch   1/1" in stdout and "test set" in stdout
+    assert "settings: preset paper: epochs 1, batch size 32, lr 0.0001, dropout 0.2" in stdout
     results = check_outputs(out, 1, 4)
     assert results["settings"]["lr"] == 1e-4 and results["settings"]["batch_size"] == 32
     stdout = run_example("train_paper.py", "--epochs", "2", "--resume", *args)
     assert "resumed from" in stdout and "epoch   2/2" in stdout
     check_outputs(out, 2, 4)
+    assert not (out / "train.lock").exists()  # the lock goes with the run
 
 
 def test_train_xray_runs_with_a_sigmoid_head(tmp_path):
@@ -75,3 +77,28 @@ def test_train_xray_runs_with_a_sigmoid_head(tmp_path):
     model = minicnn.load(out / "model.npz")
     assert model.input_shape == (1, 32, 32) and model.output == "sigmoid"
     assert model.output_shape(model.input_shape) == (1,)
+
+
+def test_presets_fill_the_recipe_options_left_out(monkeypatch, capsys):
+    """A preset brings its own recipe: options given win, the rest come from the preset (or,
+    with no --data, from the example's synthetic recipe), and the line says which is which."""
+    import sys
+
+    from minicnn import cli_train
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # parse() installs its own
+    recipe = {"epochs": 30, "batch_size": 128, "lr": 2e-3, "dropout": 0.1, "augment": True}
+    monkeypatch.setitem(cli_train.PRESETS, "other", {"model": minicnn.models.paper, **recipe})
+    parser = cli_train.parser("doc", "data", [], "out", synthetic={"epochs": 8})
+    args = cli_train.parse(parser, ["--preset", "other", "--lr", "0.01"])
+    assert (args.epochs, args.batch_size, args.lr, args.dropout, args.augment) == (
+        8, 128, 0.01, 0.1, True
+    )  # fmt: skip
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line == (
+        "settings: preset other: epochs 8, batch size 128, lr 0.01, dropout 0.1, augment True "
+        "(--lr given)"
+    )
+    args = cli_train.parse(parser, ["--data", "somewhere/set.zip", "--no-augment"])
+    assert (args.epochs, args.batch_size, args.lr, args.augment) == (20, 32, 1e-4, False)
+    assert args.data_name == "set" and "synthetic_recipe" not in vars(args)

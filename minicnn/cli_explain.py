@@ -9,6 +9,7 @@ python -m minicnn filters MODEL.npz --layer 0 --out filters.png
 import html
 import os
 import sys
+from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
@@ -16,6 +17,8 @@ import numpy as np
 from . import explain
 from .cli_common import report_skipped
 from .data.images import read_images
+from .data.sources import printable
+from .io import atomic_write
 from .plots import plot_explanation, plot_filters
 
 METHODS = {  # --method: (title, function)
@@ -107,7 +110,7 @@ def run_explain(args):
             for path, image, heat, p in zip(batch, images, maps, probs):
                 t = int(p.argmax()) if target is None else target
                 caption = f"{_label(model, t)[:28]}  {p[t]:.1%}"
-                heading = f"{title}: {os.path.basename(path)}"
+                heading = f"{title}: {printable(os.path.basename(path))}"
                 if args.method == "occlusion":  # probability drops: the positive part, scaled
                     peak = float(heat.max())
                     heading += f" (largest drop {peak:.3f})"
@@ -115,14 +118,15 @@ def run_explain(args):
                 top = [(_label(model, c), p[c]) for c in np.argsort(-p, kind="stable")[:TOP]]
                 name = _png_name(path, folder, args.method, used)
                 plot_explanation(image, heat, os.path.join(args.out, name), caption, top, heading)
-                entries.append((name, os.path.relpath(path, folder) if folder else path, caption))
-                print(f"{path} -> {os.path.join(args.out, name)}")
+                shown = printable(os.path.relpath(path, folder) if folder else path)
+                entries.append((name, shown, caption))
+                print(f"{printable(path)} -> {printable(os.path.join(args.out, name))}")
     except ValueError as e:  # a target or layer the model does not have (ShapeError too)
         print(f"error: {e}", file=sys.stderr)
         return 1
     if folder is not None:
-        index = _write_index(args.out, entries, f"{title}, {args.model}, {folder}")
-        print(f"wrote {index}")
+        heading = printable(f"{title}, {args.model}, {folder}")
+        print(f"wrote {printable(_write_index(args.out, entries, heading))}")
     return report_skipped(skipped, len(paths))
 
 
@@ -146,9 +150,7 @@ figure {{ margin: 0; }} figcaption {{ font-size: small; }}
 </div></body></html>
 """
     path = os.path.join(out, "index.html")
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(path + ".tmp", path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return path
 
 

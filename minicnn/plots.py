@@ -4,10 +4,11 @@ No plotting library: a chart here is a few lines, rectangles and labels on a whi
 """
 
 import math
-import os
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from .io import atomic_write
 
 TRAIN_COLOUR = (31, 119, 180)  # blue
 VAL_COLOUR = (255, 127, 14)  # orange
@@ -197,9 +198,7 @@ def colormap(values, stops=VIRIDIS):
 
 def _save(img, path):
     """Write a PNG under a temporary name, then rename: a reader never sees half a file."""
-    tmp = f"{path}.tmp"
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
     return path
 
 

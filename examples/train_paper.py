@@ -49,7 +49,7 @@ if __name__ == "__main__":
     data = cli_train.Splits(ds, synthetic=args.data is None)  # train, val, test
 
     # ------------------------------------------------------------------ model
-    build = cli_train.PRESETS[args.preset]["model"]  # models.paper or models.paper13
+    build = cli_train.PRESETS[args.preset]  # models.paper or models.paper13
     model = build(num_classes=ds.num_classes, in_channels=ds.image_shape[0], output=args.output,
                   image_size=args.image_size, dropout=args.dropout, seed=args.seed)  # fmt: skip
     model.class_names = ds.class_names  # stored by save, with the normalisation:

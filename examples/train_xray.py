@@ -63,7 +63,7 @@ if __name__ == "__main__":
     counts = np.bincount(ds.train.labels, minlength=2)  # negatives, positives
 
     # ------------------------------------------------------------------ model
-    build = cli_train.PRESETS[args.preset]["model"]
+    build = cli_train.PRESETS[args.preset]
     model = build(num_classes=2, in_channels=1, output="sigmoid",  # one logit, grayscale in
                   image_size=args.image_size, dropout=args.dropout, seed=args.seed)  # fmt: skip
     model.class_names = ds.class_names

@@ -4,8 +4,8 @@ An example keeps what is its own (its synthetic stand-in, its model and loss, wh
 about them); this module holds what they have in common, each piece once:
 
 - `parser`, `parse`: the options. The recipe options (RECIPE: epochs, batch size, learning
-  rate, dropout, augmentation) default to None and are filled from the preset's entry in
-  PRESETS, and the settings are printed, so that a preset brings its own recipe;
+  rate, dropout, augmentation) default to None and are filled from the preset's recipe
+  (models.recipe), and the settings are printed, so that a preset brings its own recipe;
 - `load_data`, `splits`: --data (or --download) with --per-class; the splits a run uses;
 - `RunFolder`: the --out folder, locked while a training runs in it, so that a second
   training on the same folder refuses at once (a lock left by a crashed run is no obstacle);
@@ -33,16 +33,21 @@ from .plots import plot_confusion, plot_curves
 from .train import SaveBest, evaluate
 from .train import fit as train_fit
 
-PAPER_RECIPE = {"epochs": 20, "batch_size": 32, "lr": 1e-4, "dropout": 0.2, "augment": False}
-PRESETS = {  # --preset: the network (a function of minicnn.models) and its training recipe
-    "paper": {"model": models.paper, **PAPER_RECIPE},  # sections 3.1 and 3.2: Adam 1e-4
-    "paper13": {"model": models.paper13, **PAPER_RECIPE},
-}
+PRESETS = {"paper": models.paper, "paper13": models.paper13}  # --preset: the network
 RECIPE = ("epochs", "batch_size", "lr", "dropout", "augment")  # options a preset fills
 MAX_CONFUSION_PICTURE = 20  # classes; above, only confusion.csv
 
 
 # ----------------------------------------------------------------------------- settings
+
+
+def recipe(preset):
+    """The defaults of the RECIPE options for a preset, from models.recipe (its one place).
+
+    augment is True when the preset's recipe augments (the example picks the transforms).
+    """
+    r = models.recipe(preset)
+    return {k: (r[k] is not None) if k == "augment" else r[k] for k in RECIPE}
 
 
 def positive_int(text):
@@ -60,13 +65,17 @@ def parser(doc, data_help, downloads, out_help, synthetic=None):
     """
     p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.set_defaults(synthetic_recipe=synthetic or {})
-    paper = PRESETS["paper"]
+    paper = recipe("paper")
     add = p.add_argument
     add("--data", help=data_help)
     add("--download", choices=downloads, help="fetch a data set into data/ first")
     add("--preset", default="paper", choices=list(PRESETS), help="network and recipe (paper)")
     but = "".join(f"; synthetic: {v}" for k, v in (synthetic or {}).items() if k == "epochs")
-    add("--epochs", type=positive_int, help=f"passes over the training set (paper: 20{but})")
+    add(
+        "--epochs",
+        type=positive_int,
+        help=f"passes over the training set (paper: {paper['epochs']}{but})",
+    )
     add("--batch-size", type=positive_int, help=f"mini-batch size (paper: {paper['batch_size']})")
     add("--lr", type=float, help=f"Adam learning rate (paper: {paper['lr']:g})")
     add(
@@ -107,14 +116,12 @@ def parse(p, argv=None):
         set_num_threads(args.threads)
     if args.download:
         args.data = download(args.download, "data", size=args.image_size)
-    recipe = {k: PRESETS[args.preset][k] for k in RECIPE}
-    if args.data is None:
-        recipe |= args.synthetic_recipe
+    defaults = recipe(args.preset) | (args.synthetic_recipe if args.data is None else {})
     del args.synthetic_recipe
     given = [k for k in RECIPE if getattr(args, k) is not None]
     for k in RECIPE:
         if getattr(args, k) is None:
-            setattr(args, k, recipe[k])
+            setattr(args, k, defaults[k])
     shown = ", ".join(f"{k.replace('_', ' ')} {getattr(args, k)}" for k in RECIPE)
     options = ", ".join("--" + k.replace("_", "-") for k in given)
     print(f"settings: preset {args.preset}: {shown}" + (f" ({options} given)" if given else ""))

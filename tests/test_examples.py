@@ -87,8 +87,12 @@ def test_presets_fill_the_recipe_options_left_out(monkeypatch, capsys):
     from minicnn import cli_train
 
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # parse() installs its own
-    recipe = {"epochs": 30, "batch_size": 128, "lr": 2e-3, "dropout": 0.1, "augment": True}
-    monkeypatch.setitem(cli_train.PRESETS, "other", {"model": minicnn.models.paper, **recipe})
+    other = {"epochs": 30, "batch_size": 128, "lr": 2e-3, "dropout": 0.1, "augment": {"flip": 1}}
+    paper_recipe = minicnn.models.recipe
+    monkeypatch.setattr(
+        minicnn.models, "recipe", lambda p: other if p == "other" else paper_recipe(p)
+    )
+    monkeypatch.setitem(cli_train.PRESETS, "other", minicnn.models.paper)
     parser = cli_train.parser("doc", "data", [], "out", synthetic={"epochs": 8})
     args = cli_train.parse(parser, ["--preset", "other", "--lr", "0.01"])
     assert (args.epochs, args.batch_size, args.lr, args.dropout, args.augment) == (

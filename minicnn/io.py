@@ -3,7 +3,10 @@
 model.npz
     "minicnn.json"      the record: format name and version, the architecture (each layer's
                         type name and `config()`), input shape, output ("softmax" or
-                        "sigmoid"), class names, channels, image size, normalisation mean/std
+                        "sigmoid"), class names, channels, image size, normalisation mean/std;
+                        optional: "frozen" (the names of frozen parameters, "layers.0.W",
+                        ...) and "threshold" (a two-class model's decision threshold), which
+                        readers that predate them ignore
     "layers.3.W", ...   one float array per Parameter: layer index, attribute name
     "layers.4.running_mean", ...   and per buffer (a layer's BUFFERS: BatchNorm's running
                         statistics, plain arrays that are no Parameters)
@@ -114,7 +117,7 @@ def model_record(model, class_names=None, mean=None, std=None, metadata=None):
     class_names = class_names if class_names is not None else model.class_names
     mean = mean if mean is not None else model.mean
     std = std if std is not None else model.std
-    return {
+    record = {
         "format": MODEL_FORMAT,
         "version": VERSION,
         "layers": _architecture(model),
@@ -127,6 +130,28 @@ def model_record(model, class_names=None, mean=None, std=None, metadata=None):
         "std": _listify(std),
         "metadata": metadata or {},
     }
+    frozen = [name for name, p in _named_parameters(model) if not p.trainable]
+    if frozen:  # optional fields: written only when there is something to say
+        record["frozen"] = frozen
+    if getattr(model, "threshold", None) is not None:
+        record["threshold"] = float(model.threshold)
+    return record
+
+
+def _named_parameters(model):
+    """("layers.{i}.{attribute}", Parameter) for every parameter of the model, in order."""
+    for i, layer in enumerate(model.layers):
+        yield from zip(_param_names(i, layer), layer.parameters())
+
+
+def _set_frozen(path, model, names):
+    """Freeze the parameters a record names; a name that is no parameter is an error."""
+    params = dict(_named_parameters(model))
+    unknown = [name for name in names if name not in params]
+    if unknown:
+        raise ModelFileError(f"{path}: the record freezes {unknown[:5]}, no parameters it has")
+    for name in names:
+        params[name].trainable = False
 
 
 def _record_array(record):
@@ -420,6 +445,9 @@ def _check_model_record(path, record):
     for key in ("mean", "std"):
         _kind(path, record, key, _or_none(_list_of(_is_number, C)), f"{C} numbers")
     _kind(path, record, "metadata", _or_none(_is_dict), "a dict")
+    _kind(path, record, "frozen", _or_none(_list_of(_is_str)), "a list of parameter names")
+    in_01 = _or_none(lambda v: _is_number(v) and 0 <= v <= 1)
+    _kind(path, record, "threshold", in_01, "a number in [0, 1]")
 
 
 def _expected_arrays(path, record):
@@ -508,7 +536,8 @@ def load(path):
     Raises ModelFileError (naming the file, and the layer where one is at fault) for a
     truncated file, another format, pickled objects, a record of the wrong types, or weights
     missing or of another shape than the record's layers need; all are found before any
-    layer is built.
+    layer is built. The parameters the record lists as frozen come back frozen, and
+    model.threshold is the record's threshold (None without one).
     """
     with _Archive(path) as archive:
         record = archive.record(MODEL_FORMAT)
@@ -520,6 +549,8 @@ def load(path):
         arrays = archive.arrays(keys)
     model = _build(archive.path, record)
     _set_weights(archive.path, model, arrays)
+    _set_frozen(archive.path, model, record.get("frozen") or [])
+    model.threshold = record.get("threshold")
     model.metadata = record.get("metadata") or {}
     return model
 

@@ -38,7 +38,8 @@ class Sequential:
 
     Attributes used for prediction (set by the training code and stored by minicnn.save):
     output ("softmax" or "sigmoid"), class_names, mean and std (per channel, applied
-    to uint8 images as (x / 255 - mean) / std).
+    to uint8 images as (x / 255 - mean) / std), threshold (two classes: class 1 when
+    P(class 1) >= threshold, chosen on validation; None: 0.5).
     """
 
     def __init__(self, layers, input_shape=None, output="softmax", fast=True, fuse=None):
@@ -50,6 +51,7 @@ class Sequential:
         self.class_names = None
         self.mean = None
         self.std = None
+        self.threshold = None
         if self.input_shape is not None:
             self.output_shape(self.input_shape)
 
@@ -276,5 +278,9 @@ class Sequential:
         return probabilities(logits, self.output)
 
     def predict(self, images, batch_size=256):
-        """Most probable class index (N,) for each image."""
-        return self.predict_proba(images, batch_size).argmax(axis=1)
+        """Most probable class index (N,) for each image; for two classes with a threshold
+        set, class 1 where P(class 1) >= threshold."""
+        probs = self.predict_proba(images, batch_size)
+        if self.threshold is not None and probs.shape[1] == 2:
+            return (probs[:, 1] >= self.threshold).astype(np.int64)
+        return probs.argmax(axis=1)

@@ -236,6 +236,12 @@ def fit(
         check_split(model, val, "val")
     if len(train) == 0:
         raise ValueError("the train split is empty")
+    if not any(p.trainable for p in getattr(optimizer, "parameters", model.parameters())):
+        raise ValueError(
+            f"every parameter the optimizer updates is frozen (frozen layers: "
+            f"{model.frozen()}), so training would change nothing; unfreeze some first "
+            "(model.unfreeze() for all but the head, model.unfreeze(len(model)) for all)"
+        )
     normalize = _normalize_of(model, normalize)
     say = print_fn or (lambda *a, **k: None)
 

@@ -272,3 +272,77 @@ def test_everything_frozen_backward_does_nothing():
     assert model.backward(np.ones((2, 5), np.float32)) is None
     with pytest.raises(ValueError, match="no layer with parameters"):
         minicnn.Sequential([minicnn.ReLU()]).freeze()
+
+
+# ----------------------------------------------------------------------------- files, fit
+
+
+def rewrite_record(path, change):
+    """Rewrite a model file with change(record) applied to its JSON record."""
+    import json
+
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    record = json.loads(str(arrays["minicnn.json"]))
+    change(record)
+    arrays["minicnn.json"] = np.array(json.dumps(record))
+    np.savez(path, **arrays)
+
+
+def test_model_file_records_the_frozen_parameters_and_the_threshold(tmp_path):
+    import json
+
+    model = transfer(source(), 2, output="sigmoid")
+    model.threshold = 0.125
+    minicnn.save(model, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as f:
+        record = json.loads(str(f["minicnn.json"]))
+    assert record["frozen"][:3] == ["layers.0.W", "layers.0.b", "layers.3.W"]
+    assert len(record["frozen"]) == 12 and record["threshold"] == 0.125
+    back = minicnn.load(tmp_path / "m.npz")
+    assert [p.trainable for p in back.parameters()] == [p.trainable for p in model.parameters()]
+    assert back.threshold == 0.125 and back.frozen() == model.frozen()
+    # the fields are additive: without them the record is what an unfrozen model writes
+    plain = source()
+    minicnn.save(plain, tmp_path / "plain.npz")
+    with np.load(tmp_path / "plain.npz", allow_pickle=False) as f:
+        plain_record = json.loads(str(f["minicnn.json"]))
+    assert "frozen" not in plain_record and "threshold" not in plain_record
+    assert set(record) - set(plain_record) == {"frozen", "threshold"}
+    loaded = minicnn.load(tmp_path / "plain.npz")  # a file without them: all trainable
+    assert loaded.threshold is None and all(p.trainable for p in loaded.parameters())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r.update(frozen=["layers.1.W"]), r"freezes \['layers.1.W'\], no parameters"),
+        (lambda r: r.update(frozen="layers.0.W"), "'frozen' should be a list of parameter names"),
+        (lambda r: r.update(threshold=1.5), r"'threshold' should be a number in \[0, 1\]"),
+    ],
+    ids=["unknown", "not-a-list", "threshold"],
+)
+def test_a_bad_frozen_list_or_threshold_names_the_file(tmp_path, change, message):
+    path = tmp_path / "m.npz"
+    minicnn.save(source(), path)
+    rewrite_record(path, change)
+    with pytest.raises(minicnn.io.ModelFileError, match=message):
+        minicnn.load(path)
+
+
+def test_predict_uses_the_threshold_of_a_two_class_model():
+    model = transfer(source(), 2, output="sigmoid")
+    images = np.random.default_rng(0).integers(0, 256, (8, 3, 32, 32), dtype=np.uint8)
+    p1 = model.predict_proba(images)[:, 1]
+    assert model.predict(images).tolist() == (p1 >= 0.5).tolist()
+    model.threshold = float(np.median(p1))
+    assert model.predict(images).tolist() == (p1 >= model.threshold).tolist()
+
+
+def test_fit_refuses_a_model_with_everything_frozen():
+    model = transfer(source(), 2, output="sigmoid").freeze(upto=20)
+    images = np.zeros((4, 3, 32, 32), np.uint8)
+    train = minicnn.data.Split(images, np.array([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match=r"every parameter the optimizer updates is frozen"):
+        minicnn.fit(model, minicnn.BinaryCrossEntropy(), minicnn.Adam(model.parameters()), train,
+                    epochs=1, progress=False, print_fn=None)  # fmt: skip

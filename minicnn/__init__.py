@@ -30,6 +30,7 @@ from .optim import SGD, Adam, AdamW
 from .parameter import Parameter
 from .sequential import Sequential
 from .train import evaluate, fit
+from .transfer import transfer
 
 __version__ = "0.1.0"
 
@@ -68,4 +69,5 @@ __all__ = [
     "save",
     "schedules",
     "threads",
+    "transfer",
 ]

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from . import heads
 from .data import batches
+from .distributed import group, stop_all_ranks_on_error, world
 from .io import ModelFileError, load_checkpoint, save, save_checkpoint
 from .losses import BinaryCrossEntropy
 from .metrics import top_k_accuracy
@@ -145,7 +146,8 @@ class SaveBest:
         if self._better(logs.get(self.monitor)):
             self.best, self.best_epoch = logs[self.monitor], epoch
             meta = dict(self.metadata or {}, epoch=epoch, **{self.monitor: logs[self.monitor]})
-            save(model, self.path, metadata=meta)
+            if world().is_root:  # under MPI, rank 0 alone writes
+                save(model, self.path, metadata=meta)
         return False
 
 
@@ -188,6 +190,7 @@ class EarlyStopping:
 # ----------------------------------------------------------------------------- fit
 
 
+@stop_all_ranks_on_error(TrainingDiverged)  # under MPI: a rank that fails stops them all
 def fit(
     model,
     loss_fn,
@@ -204,6 +207,8 @@ def fit(
     checkpoint=None,
     resume=False,
     schedule=None,
+    distributed=None,
+    sync_batchnorm=False,
     progress=True,
     print_fn=print,
 ):
@@ -223,6 +228,12 @@ def fit(
     - resume: continue from `checkpoint` when it exists (epochs counts the total)
     - schedule: None or a minicnn.schedules object over `optimizer`; fit calls its step()
       after every optimizer step, and the checkpoint keeps its state
+    - distributed: data-parallel over MPI ranks (minicnn.distributed): None trains on every
+      rank when launched by mpiexec / srun with more than one, True insists on MPI, False
+      trains in this process alone. Each global batch of batch_size images is cut into one
+      part per rank; rank 0 alone prints and writes the checkpoint
+    - sync_batchnorm: with several ranks, BatchNorm normalises with the statistics of the whole
+      global batch (as one process does) instead of each rank's part
     - progress: a tqdm bar per epoch; print_fn: where the per-epoch line goes (None: silent)
 
     Returns:
@@ -231,6 +242,10 @@ def fit(
 
     Raises TrainingDiverged when a loss is NaN or infinite; the last checkpoint stays as it was.
     """
+    dist = group(distributed)  # the MPI ranks, or this process alone (every call a no-op)
+    dist.agree(model, train, val, batch_size=batch_size, epochs=epochs, seed=seed,
+               lr=float(optimizer.lr), sync_batchnorm=sync_batchnorm,
+               augment=augment is not None)  # fmt: skip
     check_split(model, train, "train")
     if val is not None:
         check_split(model, val, "val")
@@ -243,11 +258,11 @@ def fit(
             "(model.unfreeze() for all but the head, model.unfreeze(len(model)) for all)"
         )
     normalize = _normalize_of(model, normalize)
-    say = print_fn or (lambda *a, **k: None)
+    say = print_fn if print_fn and dist.is_root else (lambda *a, **k: None)
 
     history, start, last_good = [], 0, None
-    if resume and checkpoint and os.path.exists(checkpoint):
-        state = load_checkpoint(checkpoint, model, optimizer)
+    state = dist.on_root(lambda: _resume_state(checkpoint, model, optimizer, resume))
+    if state is not None:
         if state["extra"].get("seed", seed) != seed:
             raise ModelFileError(  # a checkpoint this run cannot continue
                 f"{checkpoint} was trained with seed {state['extra']['seed']}, not {seed}: "
@@ -264,6 +279,7 @@ def fit(
             schedule.load_state_dict(saved)
         history, start, last_good = state["history"], state["epoch"], state["epoch"]
         say(f"resumed from {checkpoint} after epoch {start}")
+    dist.start(model, optimizer, sync_batchnorm)  # rank 0's weights and state on every rank
     for cb in callbacks:
         if hasattr(cb, "on_train_begin"):
             cb.on_train_begin(model, history)
@@ -279,16 +295,21 @@ def fit(
             desc=f"epoch {epoch}/{epochs}",
             unit="img",
             leave=False,
-            disable=not progress,
+            disable=not progress or not dist.is_root,
             dynamic_ncols=True,
         )
-        steps = batches(
-            train, batch_size, seed=epoch_seed(seed, epoch), augment=augment, normalize=normalize
-        )
+        dist.seed_dropout(model, seed, epoch)
+        steps = batches(train, batch_size, seed=epoch_seed(seed, epoch), augment=augment,
+                        normalize=normalize, part=dist.part)  # fmt: skip
         with bar:
             for step, (x, y) in enumerate(steps, start=1):
                 logits = model.forward(x, training=True)
                 loss = loss_fn.forward(logits, targets_for(loss_fn, logits, y))
+                B = min(batch_size, len(train) - (step - 1) * batch_size)  # the global batch
+                share = dist.share(loss_fn, y, B)  # 1 in one process
+                model.backward(loss_fn.backward() * share)
+                hits = int((heads.predictions(logits, model.output) == y).sum())
+                loss, hits = dist.allreduce_gradients(model, loss * share, hits)  # all ranks'
                 if not math.isfinite(loss):
                     kept = (
                         f"the last good checkpoint, {checkpoint} (epoch {last_good}), is kept"
@@ -299,15 +320,13 @@ def fit(
                         f"the training loss became {loss} at epoch {epoch}, step {step}; "
                         f"stopped; {kept}. Try a smaller learning rate."
                     )
-                model.backward(loss_fn.backward())
                 lr = float(optimizer.lr)  # the rate of this step
                 optimizer.step()
                 if schedule is not None:
                     schedule.step()
-                B = len(y)
                 seen += B
                 loss_sum += loss * B
-                correct += int((heads.predictions(logits, model.output) == y).sum())
+                correct += int(hits)
                 bar.update(B)
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
@@ -317,10 +336,11 @@ def fit(
                 + (f"{checkpoint} (epoch {last_good}) is kept" if last_good else "no checkpoint")
             )
 
+        dist.average_buffers(model)  # BatchNorm's running statistics, the same on every rank
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen}
         if val is not None and len(val):
-            v = evaluate(model, val, loss_fn, normalize=normalize)
-            row.update(val_loss=v["loss"], val_acc=v["accuracy"])
+            v = evaluate(model, dist.shard(val), loss_fn, normalize=normalize)  # rank's share
+            row.update(zip(("val_loss", "val_acc"), dist.gather_metrics(v)))
         else:
             row.update(val_loss=None, val_acc=None)
         row["seconds"] = time.perf_counter() - t0
@@ -332,16 +352,25 @@ def fit(
         for cb in callbacks:  # before the checkpoint: a crash in between replays the epoch
             if hasattr(cb, "on_epoch_end"):
                 stop = bool(cb.on_epoch_end(epoch, row, model)) or stop
-        if checkpoint:
+        if checkpoint and dist.is_root:
             extra = {"seed": seed}
             if schedule is not None:
                 extra["schedule"] = schedule.state_dict()
             save_checkpoint(checkpoint, model, optimizer, epoch, history, extra=extra)
-            last_good = epoch
+        last_good = epoch if checkpoint else last_good
         if stop:
             say(f"stopping early after epoch {epoch}")
             break
     return history
+
+
+def _resume_state(checkpoint, model, optimizer, resume):
+    """Load `checkpoint` into the model and optimizer if resuming and it exists: its epoch,
+    history and extra (JSON-ready), else None. Under MPI, rank 0 alone reads it."""
+    if not (resume and checkpoint and os.path.exists(checkpoint)):
+        return None
+    state = load_checkpoint(checkpoint, model, optimizer)
+    return {key: state[key] for key in ("epoch", "history", "extra")}
 
 
 def format_row(row, epochs, n_train):

@@ -68,7 +68,16 @@ def normalize_float(x, normalize):
     return x
 
 
-def batches(split, batch_size, shuffle=True, seed=0, augment=None, normalize=None, drop_last=False):
+def batches(
+    split,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    augment=None,
+    normalize=None,
+    drop_last=False,
+    part=None,
+):
     """Yield float32 mini-batches of a split.
 
     Inputs:
@@ -80,6 +89,10 @@ def batches(split, batch_size, shuffle=True, seed=0, augment=None, normalize=Non
       `Augment`; it draws from the same seeded Generator as the shuffle
     - normalize: None (x / 255) or (mean, std) of shape (C,) from `channel_stats`
     - drop_last: skip the last batch when it is smaller than B
+    - part: None, or (r, P) for data-parallel training (minicnn.distributed): every rank
+      shuffles alike and yields only part r of each batch, B // P images, the first B % P
+      parts one more; augmentation then draws from a stream of (seed, r). A last batch of
+      fewer than P images is skipped, so that no part is empty.
 
     Yields:
     - x: float32 (B, C, H, W), C-contiguous; y: int64 (B,)
@@ -90,17 +103,27 @@ def batches(split, batch_size, shuffle=True, seed=0, augment=None, normalize=Non
     rng = np.random.default_rng(seed)
     order = rng.permutation(N) if shuffle else None
     stop = N - N % batch_size if drop_last else N
+    if part is not None:
+        r, P = part
+        if N % batch_size < P:  # a last batch of fewer than P images: skipped
+            stop = N - N % batch_size
+        rng_augment = np.random.default_rng([seed, r])
     for start in range(0, stop, batch_size):
+        lo, hi = start, min(start + batch_size, N)
+        if part is not None:  # this rank's images of the global batch [lo, hi)
+            n = hi - lo
+            lo += r * (n // P) + min(r, n % P)
+            hi = lo + n // P + (r < n % P)
         if order is None:
-            xb = split.images[start : start + batch_size]
-            y = split.labels[start : start + batch_size].copy()
+            xb = split.images[lo:hi]
+            y = split.labels[lo:hi].copy()
         else:
-            idx = order[start : start + batch_size]
+            idx = order[lo:hi]
             xb = split.images[idx]  # (B, C, H, W) uint8 gather
             y = split.labels[idx]
         if augment is None:
             x = to_float(xb, normalize)
         else:
-            x = augment(to_float(xb), rng)
+            x = augment(to_float(xb), rng if part is None else rng_augment)
             x = normalize_float(np.ascontiguousarray(x, dtype=np.float32), normalize)
         yield x, y

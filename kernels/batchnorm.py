@@ -45,28 +45,38 @@ def channel_stats(Y, W, mean, var):
 
 
 @jit
-def batchnorm_backward(dZ, Y, W, mean, std, gamma, dbeta, dgamma):
-    """In place: dZ, the gradient w.r.t. BatchNorm's output, becomes the gradient w.r.t. Y.
+def dgamma_sums(dZ, Y, W, mean, std, dgamma):
+    """dgamma[f] = sum(dZ * xhat) over Y[f, :, :, :W], xhat = (Y - mean) / std.
 
-    dZ, Y: (F, N, H, Wr), zeros in dZ's columns >= W stay zero; mean, std, gamma, dbeta
-    (= sum of dZ per channel), dgamma (output): (F,). With xhat = (Y - mean) / std, m = N*H*W:
-        dgamma = sum(dZ * xhat)
-        dY = gamma / std * (dZ - (dbeta + xhat * dgamma) / m)
+    dZ, Y: (F, N, H, Wr); mean, std, dgamma (output): (F,). Per-column sums, as channel_stats.
     """
     F, N, H = dZ.shape[0], dZ.shape[1], dZ.shape[2]
-    m = N * H * W
-    acc = np.empty(W)  # per-column sums, as in channel_stats
+    acc = np.empty(W)
     for f in range(F):
-        mu, s = mean[f], std[f]
+        mu = mean[f]
         acc[:] = 0.0
         for n in range(N):
             for h in range(H):
                 g, y = dZ[f, n, h], Y[f, n, h]
                 for w in range(W):
                     acc[w] += g[w] * (y[w] - mu)
-        dg = acc.sum() / s
-        dgamma[f] = dg
-        k, db = gamma[f] / s, dbeta[f]
+        dgamma[f] = acc.sum() / std[f]
+    return dgamma
+
+
+@jit
+def batchnorm_backward(dZ, Y, W, mean, std, gamma, dbeta, dgamma, m):
+    """In place: dZ, the gradient w.r.t. BatchNorm's output, becomes the gradient w.r.t. Y.
+
+    dZ, Y: (F, N, H, Wr), zeros in dZ's columns >= W stay zero; mean, std, gamma, dbeta
+    (= sum of dZ per channel), dgamma (= dgamma_sums): (F,); m values per channel (N*H*W,
+    or the global batch's count when the statistics are synced across ranks):
+        dY = gamma / std * (dZ - (dbeta + xhat * dgamma) / m),  xhat = (Y - mean) / std
+    """
+    F, N, H = dZ.shape[0], dZ.shape[1], dZ.shape[2]
+    for f in range(F):
+        mu, s = mean[f], std[f]
+        k, db, dg = gamma[f] / s, dbeta[f], dgamma[f]
         for n in range(N):
             for h in range(H):
                 g, y = dZ[f, n, h], Y[f, n, h]

@@ -18,6 +18,8 @@ ConvBlock (kernels/fused.py):
   turns it into the gradient of the product (the full batch-statistics backward of
   BatchNorm2D), and the convolution's backward runs chunk by chunk as usual.
 The running statistics move exactly as BatchNorm2D moves them (BatchNorm2D.update_running).
+Across MPI ranks (sync_batchnorm) the statistics and the sums dbeta, dgamma go through
+BatchNorm2D.synced and synced_sums, as in the layer: those of the whole global batch.
 Only a Conv2D without bias is fused (BatchNorm's beta is the bias). tests/test_fast.py
 holds outputs, every gradient and the running statistics to the reference layers.
 """
@@ -97,6 +99,7 @@ class ConvBNBlock:
         threads.parallel_for(
             lambda a, b: kernels.batchnorm.channel_stats(Y[a:b], W_out, mean[a:b], var[a:b]), F
         )
+        mean, var, m = bn.synced(mean, var, m)  # the global batch's under sync_batchnorm
         bn.update_running(mean, var, m)
         mean, var = mean.astype(dtype), var.astype(dtype)
         std = np.sqrt(var + dtype.type(bn.eps))
@@ -108,7 +111,7 @@ class ConvBNBlock:
             ),
             N,
         )
-        self._batch = (Y, W_out, mean, std)
+        self._batch = (Y, W_out, mean, std, m)
 
     def backward(self, dout, input_grad=True):
         dout = np.ascontiguousarray(dout)
@@ -118,7 +121,7 @@ class ConvBNBlock:
 
     def _backward_training(self, dout, input_grad):
         bn, out = self.bn, self._out
-        Y, W_out, mean, std = self._batch
+        Y, W_out, mean, std, m = self._batch
         F, N = Y.shape[:2]
         dZ = np.empty_like(Y)  # gradient w.r.t. BatchNorm's output, then w.r.t. Y
         dbeta_partial = np.empty((N, F), dtype=dout.dtype)
@@ -133,12 +136,19 @@ class ConvBNBlock:
         dgamma = np.empty(F, dtype=dout.dtype)
         gamma = bn.gamma.data.astype(dout.dtype)
         threads.parallel_for(
-            lambda a, b: kernels.batchnorm.batchnorm_backward(
-                dZ[a:b], Y[a:b], W_out, mean[a:b], std[a:b], gamma[a:b], dbeta[a:b], dgamma[a:b]
+            lambda a, b: kernels.batchnorm.dgamma_sums(
+                dZ[a:b], Y[a:b], W_out, mean[a:b], std[a:b], dgamma[a:b]
             ),
             F,
         )
-        set_grads(bn, dgamma, dbeta)
+        set_grads(bn, dgamma, dbeta)  # this rank's share, under MPI (the allreduce adds them)
+        dbeta, dgamma = bn.synced_sums(dbeta, dgamma)  # the global batch's under sync_batchnorm
+        threads.parallel_for(
+            lambda a, b: kernels.batchnorm.batchnorm_backward(
+                dZ[a:b], Y[a:b], W_out, mean[a:b], std[a:b], gamma[a:b], dbeta[a:b], dgamma[a:b], m
+            ),
+            F,
+        )
 
         def fill_dY(n0, n1, dY4, W_out):
             dY4[...] = dZ[:, n0:n1]

@@ -24,11 +24,17 @@ class _BatchNorm(Layer):
         dx = gamma / std * (dout - (dbeta + xhat * dgamma) / m)
     Backward, evaluation (mean and std are constants): dx = gamma / std * dout.
     Sums run over the same axes as the statistics.
+
+    Data-parallel training (minicnn.distributed) with sync_batchnorm sets `reduce`, a function
+    that sums a vector over the ranks: mean, var and m are then the global batch's (`synced`),
+    and so are dbeta and dgamma inside dx (`synced_sums`), exactly as one process on the
+    whole batch computes them. reduce None (the default): this batch's own statistics.
     """
 
     AXES = None  # axes of the statistics, set by the subclass
     NDIM = None  # dimensions of a batch
     BUFFERS = ("running_mean", "running_var")  # plain arrays saved with the model
+    reduce = None  # sum over the ranks (sync_batchnorm), or None: the statistics of this batch
 
     def __init__(self, num_features, momentum=0.1, eps=1e-5):
         if not 0.0 <= momentum <= 1.0:
@@ -87,12 +93,13 @@ class _BatchNorm(Layer):
                 )
             mean = x.mean(axis=self.AXES)  # (C,)
             var = x.var(axis=self.AXES)  # (C,), biased: divided by m
+            mean, var, m = self.synced(mean, var, m)
             self.update_running(mean, var, m)
         else:
             mean, var = self.running_mean, self.running_var
         std = np.sqrt(self._per_channel(var, x.dtype) + x.dtype.type(self.eps))  # (1, C, 1, 1)
         xhat = (x - self._per_channel(mean, x.dtype)) / std
-        self.cache = (xhat, std, training)
+        self.cache = (xhat, std, training, m)
         gamma = self._per_channel(self.gamma.data, x.dtype)
         return gamma * xhat + self._per_channel(self.beta.data, x.dtype)
 
@@ -104,8 +111,31 @@ class _BatchNorm(Layer):
             self.running_var.dtype
         )
 
+    def synced(self, mean, var, m):
+        """The global batch's mean, biased var (C,) and count from this rank's (reduce set).
+
+        mean = sum_r m_r mean_r / M, var = sum_r m_r (var_r + (mean_r - mean)^2) / M: the
+        squared deviations from the global mean, which is what one process computes.
+        """
+        if self.reduce is None:
+            return mean, var, m
+        dtype, mean_r, var_r = mean.dtype, mean.astype(np.float64), var.astype(np.float64)
+        total = self.reduce(np.append(mean_r * m, m))  # (C + 1,): the sums, then M
+        M = int(total[-1])
+        mean = total[:-1] / M
+        var = self.reduce(m * (var_r + (mean_r - mean) ** 2)) / M
+        return mean.astype(dtype), var.astype(dtype), M
+
+    def synced_sums(self, dbeta, dgamma):
+        """dbeta and dgamma (C,) of the global batch from this rank's (reduce set)."""
+        if self.reduce is None:
+            return dbeta, dgamma
+        C, dtype = self.num_features, dbeta.dtype
+        total = self.reduce(np.concatenate([dbeta, dgamma]).astype(np.float64))
+        return total[:C].astype(dtype), total[C:].astype(dtype)
+
     def backward(self, dout, input_grad=True):
-        xhat, std, training = self.saved()
+        xhat, std, training, m = self.saved()
         batch_dx = input_grad and training  # this dx needs dbeta and dgamma, frozen or not
         if self.beta.trainable or batch_dx:
             dbeta = dout.sum(axis=self.AXES)  # (C,)
@@ -120,7 +150,7 @@ class _BatchNorm(Layer):
         scale = self._per_channel(self.gamma.data, dout.dtype) / std  # gamma / std
         if not training:
             return scale * dout
-        m = dout.size // self.num_features
+        dbeta, dgamma = self.synced_sums(dbeta, dgamma)  # the .grad above: this rank's share
         shift = self._per_channel(dbeta, dout.dtype) + xhat * self._per_channel(dgamma, dout.dtype)
         return scale * (dout - shift / m)
 

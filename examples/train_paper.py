@@ -10,7 +10,10 @@
 With no --data it trains on minicnn.data.synthetic (coloured shapes and textures, a few
 minutes on two cores), which shows that the code learns and says nothing about Tiny ImageNet.
 The defaults are the preset's recipe (paper, paper13: the paper's Adam 1e-4, batch 32, 20
-epochs, dropout 0.2); the options shared with train_xray.py live in minicnn/cli_train.py.
+epochs, dropout 0.2; paper_bn: AdamW 2e-3 with weight decay 0.05, cosine schedule with one
+warm-up epoch, label smoothing 0.1, augmentation, batch 128, 30 epochs: models.recipe), each
+printed at start and overridable; the options shared with train_xray.py live in
+minicnn/cli_train.py.
 Everything a run produces goes to --out (default runs/<preset>-<data set>): model.npz (best
 epoch by validation accuracy), checkpoint.npz (last epoch, for --resume), history.csv,
 curves.png, confusion.csv, confusion.png (up to 20 classes) and results.json.
@@ -49,7 +52,7 @@ if __name__ == "__main__":
     data = cli_train.Splits(ds, synthetic=args.data is None)  # train, val, test
 
     # ------------------------------------------------------------------ model
-    build = cli_train.PRESETS[args.preset]  # models.paper or models.paper13
+    build = cli_train.PRESETS[args.preset]  # models.paper, paper13 or paper_bn
     model = build(num_classes=ds.num_classes, in_channels=ds.image_shape[0], output=args.output,
                   image_size=args.image_size, dropout=args.dropout, seed=args.seed)  # fmt: skip
     model.class_names = ds.class_names  # stored by save, with the normalisation:
@@ -57,18 +60,19 @@ if __name__ == "__main__":
     model.summary()
 
     # ------------------------------------------------------------------ optimizer and loss
-    optimizer = minicnn.Adam(model.parameters(), lr=args.lr)  # betas 0.9 / 0.999, eps 1e-8
+    optimizer = cli_train.optimizer(model, args)  # Adam or AdamW, betas 0.9 / 0.999, eps 1e-8
+    schedule = cli_train.schedule(optimizer, args, len(data.train))  # None, or Cosine per batch
     if args.output == "sigmoid":
         loss_fn = minicnn.BinaryCrossEntropy()  # takes the logits, as SoftmaxCrossEntropy
     else:
-        loss_fn = minicnn.SoftmaxCrossEntropy()
-    augment = None
-    if args.augment:
-        augment = minicnn.data.Augment(flip=0.5, rotate=10, shift=0.1, brightness=0.2, contrast=0.2)
+        loss_fn = minicnn.SoftmaxCrossEntropy(label_smoothing=args.label_smoothing)
+    augment = cli_train.augmentation(args)  # flips, rotations, shifts, brightness, contrast
 
     # ------------------------------------------------------------------ fit
     settings = vars(args)  # kept in model.npz and results.json
-    history, seconds = cli_train.fit(model, loss_fn, optimizer, data, args, run, settings, augment)
+    history, seconds = cli_train.fit(
+        model, loss_fn, optimizer, data, args, run, settings, augment, schedule
+    )
 
     # ------------------------------------------------------------------ results
     cli_train.write_results(run, history, seconds, loss_fn, data, settings)

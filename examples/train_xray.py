@@ -81,14 +81,18 @@ if __name__ == "__main__":
         pos_weight, how = None, "not handled (--balance none): raw binary cross-entropy"
     print(f"class imbalance: {how}")
     loss_fn = minicnn.BinaryCrossEntropy(pos_weight=pos_weight)
-    optimizer = minicnn.Adam(model.parameters(), lr=args.lr)
-    augment = None  # no flips for X-rays: the heart is on the left
-    if args.augment:
-        augment = minicnn.data.Augment(rotate=5, shift=0.05, brightness=0.1, contrast=0.1)
+    if args.label_smoothing:
+        print("note: label smoothing is for softmax heads; this one sigmoid unit trains without")
+    optimizer = cli_train.optimizer(model, args)  # the preset's: Adam, or AdamW for paper_bn
+    schedule = cli_train.schedule(optimizer, args, len(data.train))
+    # no flips for X-rays (the heart is on the left), and gentler changes than for photos
+    augment = cli_train.augmentation(args, dict(rotate=5, shift=0.05, brightness=0.1, contrast=0.1))
 
     # ------------------------------------------------------------------ fit
     settings = vars(args) | {"pos_weight": pos_weight}
-    history, seconds = cli_train.fit(model, loss_fn, optimizer, data, args, run, settings, augment)
+    history, seconds = cli_train.fit(
+        model, loss_fn, optimizer, data, args, run, settings, augment, schedule
+    )
 
     # ------------------------------------------------------------------ results
     imbalance = {"train_counts": counts.tolist(), "handling": how}

@@ -3,9 +3,11 @@
 An example keeps what is its own (its synthetic stand-in, its model and loss, what it says
 about them); this module holds what they have in common, each piece once:
 
-- `parser`, `parse`: the options. The recipe options (RECIPE: epochs, batch size, learning
-  rate, dropout, augmentation) default to None and are filled from the preset's recipe
-  (models.recipe), and the settings are printed, so that a preset brings its own recipe;
+- `parser`, `parse`: the options. The recipe options (RECIPE: epochs, batch size, optimizer,
+  learning rate, weight decay, schedule and warm-up, label smoothing, dropout,
+  augmentation) default to None and are filled from the preset's recipe (models.recipe),
+  and the settings are printed, so that a preset brings its own recipe;
+- `optimizer`, `schedule`, `augmentation`: the recipe's objects;
 - `load_data`, `splits`: --data (or --download) with --per-class; the splits a run uses;
 - `RunFolder`: the --out folder, locked while a training runs in it, so that a second
   training on the same folder refuses at once (a lock left by a crashed run is no obstacle);
@@ -23,18 +25,34 @@ import time
 
 import numpy as np
 
-from . import io, models
+from . import io, models, optim, schedules
 from ._kernels import kernels_compiled
 from .cli_common import CommandError, add_debug_option, describe, errors_as_one_line
-from .data import download, load
+from .data import Augment, download, load
 from .io import ModelFileError, atomic_write, write_confusion_csv, write_history_csv
 from .metrics import binary_metrics, confusion_matrix
 from .plots import plot_confusion, plot_curves
 from .train import SaveBest, evaluate
 from .train import fit as train_fit
 
-PRESETS = {"paper": models.paper, "paper13": models.paper13}  # --preset: the network
-RECIPE = ("epochs", "batch_size", "lr", "dropout", "augment")  # options a preset fills
+PRESETS = {  # --preset: the network
+    "paper": models.paper,
+    "paper13": models.paper13,
+    "paper_bn": models.paper_bn,
+}
+RECIPE = (  # options a preset fills
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "schedule",
+    "warmup_epochs",
+    "label_smoothing",
+    "dropout",
+    "augment",
+)
+AUGMENT = dict(flip=0.5, rotate=10, shift=0.1, brightness=0.2, contrast=0.2)  # --augment
 MAX_CONFUSION_PICTURE = 20  # classes; above, only confusion.csv
 
 
@@ -47,6 +65,7 @@ def recipe(preset):
     augment is True when the preset's recipe augments (the example picks the transforms).
     """
     r = models.recipe(preset)
+    r["schedule"] = r["schedule"] or "none"
     return {k: (r[k] is not None) if k == "augment" else r[k] for k in RECIPE}
 
 
@@ -77,7 +96,12 @@ def parser(doc, data_help, downloads, out_help, synthetic=None):
         help=f"passes over the training set (paper: {paper['epochs']}{but})",
     )
     add("--batch-size", type=positive_int, help=f"mini-batch size (paper: {paper['batch_size']})")
-    add("--lr", type=float, help=f"Adam learning rate (paper: {paper['lr']:g})")
+    add("--optimizer", choices=["Adam", "AdamW"], help="Adam, or AdamW (decoupled decay)")
+    add("--lr", type=float, help=f"learning rate (paper: {paper['lr']:g})")
+    add("--weight-decay", type=float, help="Adam: L2 penalty; AdamW: decoupled (paper: 0)")
+    add("--schedule", choices=["none", "cosine"], help="learning rate per batch (paper: none)")
+    add("--warmup-epochs", type=float, help="cosine: linear warm-up from 0 (epochs)")
+    add("--label-smoothing", type=float, help="softmax target smoothing (paper: 0)")
     add(
         "--dropout", type=float, help=f"fraction dropped before flatten (paper: {paper['dropout']})"
     )
@@ -111,7 +135,7 @@ def parse(p, argv=None):
     errors_as_one_line(argv)  # from here on an expected error is one line, not a traceback
     args = p.parse_args(argv)
     if args.threads:
-        from .threads import set_num_threads
+        from .fast.threads import set_num_threads
 
         set_num_threads(args.threads)
     if args.download:
@@ -131,6 +155,42 @@ def parse(p, argv=None):
         else os.path.basename(os.path.normpath(str(args.data))).split(".")[0]
     )
     return args
+
+
+# ----------------------------------------------------------------------------- recipe objects
+
+
+def optimizer(model, args):
+    """Adam or AdamW over the model's parameters, as --optimizer, --lr, --weight-decay say.
+
+    With weight decay, the preset's no_decay rule applies (paper_bn: biases and BatchNorm's
+    gamma and beta are not decayed).
+    """
+    params = model.parameters()
+    no_decay = models.recipe(args.preset)["no_decay"]
+    skip = optim.biases_and_norms(params) if no_decay == "biases_and_norms" else ()
+    kind = optim.AdamW if args.optimizer == "AdamW" else optim.Adam
+    return kind(params, lr=args.lr, weight_decay=args.weight_decay, no_decay=skip)
+
+
+def schedule(opt, args, train_size):
+    """--schedule cosine: Cosine over all the run's batches with --warmup-epochs; or None."""
+    if args.schedule == "none":
+        return None
+    per_epoch = -(-train_size // args.batch_size)  # batches per epoch, the last one smaller
+    return schedules.Cosine(
+        opt,
+        total_steps=args.epochs * per_epoch,
+        warmup_steps=round(args.warmup_epochs * per_epoch),
+        min_lr=models.recipe(args.preset)["min_lr"],
+    )
+
+
+def augmentation(args, transforms=None):
+    """With --augment, Augment(**transforms), or the preset's own, or AUGMENT; else None."""
+    if not args.augment:
+        return None
+    return Augment(**(transforms or models.recipe(args.preset)["augment"] or AUGMENT))
 
 
 # ----------------------------------------------------------------------------- data
@@ -269,7 +329,7 @@ def _lock(path, folder):
 # ----------------------------------------------------------------------------- fit
 
 
-def fit(model, loss_fn, optimizer, data, args, run, settings, augment=None):
+def fit(model, loss_fn, optimizer, data, args, run, settings, augment=None, schedule=None):
     """minicnn.fit over data.train, best epoch on data.val to run.model, checkpoint each epoch.
 
     Returns (history, seconds). A write error, a checkpoint that cannot be resumed or an
@@ -295,6 +355,7 @@ def fit(model, loss_fn, optimizer, data, args, run, settings, augment=None):
             augment=augment,
             checkpoint=run.checkpoint,
             resume=args.resume,
+            schedule=schedule,
             progress=not args.no_progress,
             callbacks=[SaveBest(run.model, metadata=settings)],
         )

@@ -55,7 +55,10 @@ def test_train_paper_runs_and_resumes(tmp_path):
     stdout = run_example("train_paper.py", "--epochs", "1", *args)
     assert "SYNTHETIC stand-in" in stdout and "--data path/to/tiny-imagenet-200.zip" in stdout
     assert "epoch   1/1" in stdout and "test set" in stdout
-    assert "settings: preset paper: epochs 1, batch size 32, lr 0.0001, dropout 0.2" in stdout
+    assert (
+        "settings: preset paper: epochs 1, batch size 32, optimizer Adam, lr 0.0001, weight decay "
+        "0.0, schedule none, warmup epochs 0, label smoothing 0.0, dropout 0.2" in stdout
+    )
     results = check_outputs(out, 1, 4)
     assert results["settings"]["lr"] == 1e-4 and results["settings"]["batch_size"] == 32
     stdout = run_example("train_paper.py", "--epochs", "2", "--resume", *args)
@@ -87,7 +90,7 @@ def test_presets_fill_the_recipe_options_left_out(monkeypatch, capsys):
     from minicnn import cli_train
 
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # parse() installs its own
-    other = {"epochs": 30, "batch_size": 128, "lr": 2e-3, "dropout": 0.1, "augment": {"flip": 1}}
+    other = minicnn.models.recipe("paper_bn") | {"epochs": 30, "lr": 2e-3, "dropout": 0.1}
     paper_recipe = minicnn.models.recipe
     monkeypatch.setattr(
         minicnn.models, "recipe", lambda p: other if p == "other" else paper_recipe(p)
@@ -100,9 +103,31 @@ def test_presets_fill_the_recipe_options_left_out(monkeypatch, capsys):
     )  # fmt: skip
     line = capsys.readouterr().out.splitlines()[0]
     assert line == (
-        "settings: preset other: epochs 8, batch size 128, lr 0.01, dropout 0.1, augment True "
-        "(--lr given)"
+        "settings: preset other: epochs 8, batch size 128, optimizer AdamW, lr 0.01, weight "
+        "decay 0.05, schedule cosine, warmup epochs 1, label smoothing 0.1, dropout 0.1, "
+        "augment True (--lr given)"
     )
+    assert cli_train.augmentation(args).rotate == 10  # the preset's own transforms
     args = cli_train.parse(parser, ["--data", "somewhere/set.zip", "--no-augment"])
     assert (args.epochs, args.batch_size, args.lr, args.augment) == (20, 32, 1e-4, False)
     assert args.data_name == "set" and "synthetic_recipe" not in vars(args)
+
+
+def test_paper_bn_recipe_builds_adamw_cosine_and_leaves_norms_undecayed(monkeypatch):
+    import sys
+
+    from minicnn import cli_train
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # parse() installs its own
+    parser = cli_train.parser("doc", "data", [], "out")
+    args = cli_train.parse(parser, ["--preset", "paper_bn", "--data", "x.zip", "--epochs", "2"])
+    model = minicnn.models.paper_bn(num_classes=3, image_size=16)
+    opt = cli_train.optimizer(model, args)
+    assert type(opt) is minicnn.AdamW and opt.lr == 2e-3
+    decays = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    conv, bn = model[0], model[1]
+    assert decays[id(conv.W)] == 0.05 and decays[id(bn.gamma)] == decays[id(bn.beta)] == 0
+    sched = cli_train.schedule(opt, args, train_size=1000)  # 8 batches of 128 per epoch
+    assert (sched.total_steps, sched.warmup_steps) == (16, 8)
+    args.schedule = "none"
+    assert cli_train.schedule(opt, args, 1000) is None

@@ -15,6 +15,7 @@ import numpy as np
 from .heads import head_units
 from .io import load
 from .layers import BatchNorm2D, Conv2D, Dense, Dropout
+from .schedules import Schedule
 from .sequential import Sequential
 
 
@@ -132,3 +133,81 @@ def transfer(source, num_classes, output="softmax", in_channels=None, freeze=Tru
     if freeze:
         model.freeze(upto=head)
     return model
+
+
+def fresh_state(optimizer):
+    """Reset an optimizer's state to what a new one starts from (Adam: t = 0, m = v = 0)."""
+    state = optimizer.state_dict()
+    zeros = {
+        k: [np.zeros_like(a) for a in v] if isinstance(v, list) else type(v)(0)
+        for k, v in state.items()
+    }
+    optimizer.load_state_dict(zeros)
+
+
+class FineTune(Schedule):
+    """Fine-tuning in two stages, as a learning-rate schedule that also (un)freezes the model.
+
+    Stage 1, steps k < head_steps: the head alone trains at head_lr (every layer before
+    model.head_index() frozen). Stage 2, from step head_steps on: every layer from index
+    keep_frozen on trains (0: all), from a fresh optimizer state (a new optimizer, in
+    effect: Adam's moments start again at zero), at the optimizer's own lr, or at the rates
+    of `then` (a schedule made on the same optimizer beforehand, counted from stage 2's
+    first step: then.rate(k - head_steps)).
+
+        optimizer = Adam(model.parameters(), lr=1e-4)          # stage 2's rate
+        fit(model, ..., schedule=FineTune(optimizer, model, 3 * steps_per_epoch, 1e-3))
+
+    The state (k) goes into fit's checkpoint, and loading it restores the stage's freezing,
+    so a resumed fine-tuning continues exactly.
+    """
+
+    def __init__(self, optimizer, model, head_steps, head_lr, then=None, keep_frozen=0):
+        if head_steps < 0 or keep_frozen < 0:
+            raise ValueError(f"FineTune needs head_steps, keep_frozen >= 0, got {head_steps}, "
+                             f"{keep_frozen}")  # fmt: skip
+        self.model, self.head_steps, self.head_lr = model, int(head_steps), float(head_lr)
+        self.then, self.keep_frozen = then, int(keep_frozen)
+        super().__init__(optimizer)  # base_lr: the optimizer's lr, stage 2's rate
+        self._freeze()
+
+    def rate(self, k):
+        if k < self.head_steps:
+            return self.head_lr
+        return self.base_lr if self.then is None else self.then.rate(k - self.head_steps)
+
+    def step(self):
+        super().step()
+        if self.k == self.head_steps:  # stage 2 begins: a new optimizer, in effect
+            fresh_state(self.optimizer)
+            self._freeze()
+
+    def _freeze(self):
+        """The freezing of the current stage."""
+        model = self.model
+        if self.k < self.head_steps:
+            model.unfreeze(len(model)).freeze()  # all but the head
+        else:
+            model.unfreeze(len(model)).freeze(self.keep_frozen)
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self._freeze()
+
+    def stages(self, steps_per_epoch):
+        """The plan in words, one line per stage, in epochs of steps_per_epoch steps."""
+        model, head = self.model, self.model.head_index()
+        e1 = self.head_steps / steps_per_epoch
+        lines = []
+        if self.head_steps:
+            lines.append(
+                f"epochs 1-{e1:g}: the new head alone ({model[head]!r}; layers 0-{head - 1} "
+                f"frozen) at lr {self.head_lr:g}"
+            )
+        rest = "every layer" if not self.keep_frozen else f"layers {self.keep_frozen} on"
+        if self.then is None:
+            rate = f"lr {self.base_lr:g}"
+        else:
+            rate = f"the rates of {type(self.then).__name__} from lr {self.then.base_lr:g}"
+        lines.append(f"from epoch {e1 + 1:g}: {rest} at {rate}, from a fresh optimizer state")
+        return lines

@@ -346,3 +346,68 @@ def test_fit_refuses_a_model_with_everything_frozen():
     with pytest.raises(ValueError, match=r"every parameter the optimizer updates is frozen"):
         minicnn.fit(model, minicnn.BinaryCrossEntropy(), minicnn.Adam(model.parameters()), train,
                     epochs=1, progress=False, print_fn=None)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- fine-tuning
+
+
+def test_finetune_schedule_stages_rates_and_fresh_state():
+    from minicnn.transfer import FineTune
+
+    model = transfer(source(), 2, output="sigmoid")
+    optimizer = minicnn.Adam(model.parameters(), lr=1e-4)
+    schedule = FineTune(optimizer, model, head_steps=3, head_lr=1e-3, keep_frozen=4)
+    assert optimizer.lr == 1e-3 and model.frozen() == [0, 3, 6, 9, 12, 17]
+    for p in model.parameters():
+        p.grad = np.ones_like(p.data)
+    for _ in range(3):
+        optimizer.step()
+        schedule.step()
+    assert schedule.k == 3 and optimizer.lr == 1e-4
+    assert model.frozen() == [0, 3]  # stage 2: from layer 4 on, everything trains
+    assert optimizer.t == 0 and all(not m.any() for m in optimizer.m)  # a fresh state
+    state = schedule.state_dict()
+    # a resumed run: the stage's freezing comes back with the schedule's state
+    again = FineTune(minicnn.Adam(model.parameters(), lr=1e-4), model, 3, 1e-3, keep_frozen=4)
+    assert model.frozen() == [0, 3, 6, 9, 12, 17]
+    again.load_state_dict(state)
+    assert model.frozen() == [0, 3] and again.optimizer.lr == 1e-4
+    lines = schedule.stages(steps_per_epoch=1)
+    assert (
+        lines[0]
+        == "epochs 1-3: the new head alone (Dense(128 -> 1); layers 0-18 frozen) at lr 0.001"
+    )
+    assert lines[1] == "from epoch 4: layers 4 on at lr 0.0001, from a fresh optimizer state"
+    cosine = minicnn.schedules.Cosine(optimizer, total_steps=10, warmup_steps=2)
+    with_then = FineTune(optimizer, model, 3, 1e-3, then=cosine)
+    assert [with_then.rate(k) for k in (0, 3, 4, 5)] == [1e-3, 0.0, 0.5e-4, 1e-4]
+
+
+def test_finetune_trains_the_head_then_everything_and_resumes_exactly(tmp_path):
+    from minicnn.transfer import FineTune
+
+    rng = np.random.default_rng(0)
+    train = minicnn.data.Split(rng.integers(0, 256, (12, 3, 32, 32), dtype=np.uint8),
+                               np.arange(12) % 2)  # fmt: skip
+    start = [p.data.copy() for p in transfer(source(), 2, output="sigmoid").parameters()]
+
+    def run(epochs, resume):
+        model = transfer(source(), 2, output="sigmoid")
+        optimizer = minicnn.Adam(model.parameters(), lr=1e-3)
+        schedule = FineTune(optimizer, model, head_steps=2, head_lr=1e-2)  # 1 epoch of 2 batches
+        settings = dict(epochs=epochs, batch_size=6, checkpoint=tmp_path / "c.npz")
+        settings.update(resume=resume, schedule=schedule, progress=False, print_fn=None)
+        history = minicnn.fit(model, minicnn.BinaryCrossEntropy(), optimizer, train, **settings)
+        return model, history
+
+    model, history = run(1, False)  # the head epoch alone
+    assert [row["lr"] for row in history] == [1e-2]
+    moved = [not np.array_equal(p.data, s) for p, s in zip(model.parameters(), start)]
+    assert moved == [False] * 12 + [True, True]
+    resumed, history = run(2, True)  # then every layer, resumed from the checkpoint
+    assert [row["lr"] for row in history] == [1e-2, 1e-3] and resumed.frozen() == []
+    assert all(not np.array_equal(p.data, s) for p, s in zip(resumed.parameters(), start))
+    (tmp_path / "c.npz").unlink()
+    straight, _ = run(2, False)
+    for p, q in zip(resumed.parameters(), straight.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)

@@ -181,7 +181,9 @@ class MPIGroup(Group):
         """Print `message` naming this rank and stop every rank of the job (MPI_Abort)."""
         print(f"error: {message}; stopping all {self.size} ranks (MPI_Abort)", file=sys.stderr)
         sys.stderr.flush()
+        time.sleep(0.5)  # the launcher forwards our stderr; MPI_Abort would cut it short
         self.comm.Abort(1)
+        os._exit(1)  # MPICH's MPI_Abort may return before the launcher ends this process
 
     def sum(self, values):
         """Sum over ranks in rank order: reduce-scatter by Alltoall, then Allgather."""
@@ -261,19 +263,20 @@ class MPIGroup(Group):
         }
         every = [json.loads(t) for t in self._gather_text(json.dumps(facts, sort_keys=True))]
         problems = [
-            f"rank {r} has {key} = {_short(theirs[key])}, rank 0 {_short(every[0][key])}"
+            _difference(r, key, theirs[key], every[0][key])
             for r, theirs in enumerate(every)
             for key in facts
             if theirs[key] != every[0][key]
         ]
         if problems:
             raise DistributedError(
-                "the ranks disagree on the data or the settings: " + "; ".join(problems[:4])
+                "the ranks must train on the same data with the same settings: "
+                + "; ".join(problems[:4])
             )
         if B is not None and B < P:
             raise DistributedError(
-                f"a batch of {B} images cannot be cut into {P} parts, one per rank: use "
-                f"--batch-size {P} or more, or at most {B} ranks"
+                f"a batch of {B} image{'s' * (B > 1)} cannot be cut into {P} parts, one per "
+                f"rank: use --batch-size {P} or more, or at most {B} rank{'s' * (B > 1)}"
             )
 
     def start(self, model, optimizer, sync_batchnorm=False):
@@ -374,7 +377,23 @@ def _split_facts(split):
 
 def _short(value):
     text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= 120 else text[:117] + "..."
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _difference(r, key, theirs, root):
+    """What rank r has that rank 0 has not, in words."""
+    if key in ("train", "val") and theirs and root and theirs["images"] != root["images"]:
+        n, shape = theirs["images"][0], tuple(theirs["images"][1:])
+        return f"rank {r} has {n} {key} images of {shape}, rank 0 {root['images'][0]} of " + str(
+            tuple(root["images"][1:])
+        )
+    if key in ("train", "val") and theirs and root:
+        what = "labels" if theirs["labels_crc32"] != root["labels_crc32"] else "pixels"
+        return f"rank {r}'s {key} images have other {what} than rank 0's"
+    if key == "settings":
+        keys = [k for k in root if theirs.get(k) != root[k]]
+        return ", ".join(f"rank {r} has {k} {theirs.get(k)}, rank 0 {root[k]}" for k in keys)
+    return f"rank {r} has {key} {_short(theirs)}, rank 0 {_short(root)}"
 
 
 def _abort_on_uncaught_exceptions(group):

@@ -1,0 +1,163 @@
+"""Run by tests/test_distributed.py under `mpiexec -n 2`: one scenario per command line.
+
+    mpiexec -n 2 python tests/mpi_worker.py suite DIR     # the checks that end normally
+    mpiexec -n 2 python tests/mpi_worker.py fail MODE DIR # rank 1 fails: raise, exit, kill, hang
+
+`suite` prints one line `RESULTS {json}` on rank 0; the test asserts on it.
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+import zlib
+
+import numpy as np
+
+import minicnn
+import minicnn.train
+from minicnn import distributed
+from minicnn.data import Split
+from minicnn.distributed import DistributedError
+from minicnn.gradcheck import rel_error
+
+dist = distributed.world()
+batches = minicnn.train.batches
+
+
+def split(n, seed=0, size=32):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 3, size, size), dtype=np.uint8)
+    return Split(images, rng.integers(0, 4, n))
+
+
+def state(model):
+    """Every weight and buffer of a model, as a list of arrays."""
+    arrays = [p.data.copy() for p in model.parameters()]
+    return arrays + [getattr(lay, n).copy() for lay in model.layers for n in lay_buffers(lay)]
+
+
+def lay_buffers(layer):
+    return getattr(layer, "BUFFERS", ())
+
+
+def train(preset, dtype, distributed, batch_size=8, sync=False, fast=True, **kw):
+    """fit() of `preset` on 40 images, float32 or float64 batches; returns (state, history)."""
+    minicnn.train.batches = lambda *a, **k: ((x.astype(dtype), y) for x, y in batches(*a, **k))
+    try:
+        model = preset(num_classes=4, image_size=32, seed=3, dropout=kw.pop("dropout", 0.0))
+        model.astype(dtype).fast = fast
+        model.class_names = kw.pop("class_names", None)
+        optimizer = minicnn.Adam(model.parameters(), lr=1e-3)
+        data = kw.pop("data", None) or split(5 * batch_size)
+        history = minicnn.fit(model, minicnn.SoftmaxCrossEntropy(), optimizer, data, None,
+                              epochs=kw.pop("epochs", 1), batch_size=batch_size,
+                              distributed=distributed, sync_batchnorm=sync, progress=False,
+                              print_fn=None, **kw)  # fmt: skip
+    finally:
+        minicnn.train.batches = batches
+    return state(model), history
+
+
+def same_bits_on_every_rank(arrays):
+    crc = 0
+    for a in arrays:
+        crc = zlib.crc32(np.ascontiguousarray(a).tobytes(), crc)
+    return len(set(dist._gather_text(str(crc)))) == 1
+
+
+def equal_runs(preset, dtype, **kw):
+    """Two ranks on half a batch each against this process on the whole batch: rel. error."""
+    one, _ = train(preset, dtype, False, **kw)
+    two, _ = train(preset, dtype, None, **kw)
+    return {
+        "error": max(rel_error(a, b) for a, b in zip(one, two)),
+        "same_bits_on_every_rank": same_bits_on_every_rank(two),
+    }
+
+
+def refusal(fn):
+    try:
+        fn()
+    except DistributedError as e:
+        return str(e)
+    return None
+
+
+def resume(folder):
+    """Resumed at 2 ranks: bit-identical to an uninterrupted 2-rank run; from a 1-process
+    checkpoint, it goes on from that checkpoint's history."""
+    paper, data = minicnn.models.paper, split(32, seed=5)
+    kw = dict(dtype=np.float32, batch_size=8, data=data, dropout=0.2, seed=1)
+    whole, _ = train(paper, distributed=None, epochs=2, **kw)
+    path = os.path.join(folder, "two.npz")
+    train(paper, distributed=None, epochs=1, checkpoint=path, **kw)
+    resumed, _ = train(paper, distributed=None, epochs=2, checkpoint=path, resume=True, **kw)
+    out = {"two_ranks_bit_identical": all(np.array_equal(a, b) for a, b in zip(whole, resumed))}
+    path = os.path.join(folder, "one.npz")
+    if dist.is_root:
+        _, first = train(paper, distributed=False, epochs=1, checkpoint=path, **kw)
+    _, history = train(paper, distributed=None, epochs=2, checkpoint=path, resume=True, **kw)
+    out["from_one_process"] = [row["epoch"] for row in history]
+    if dist.is_root:
+        out["first_epoch_kept"] = history[0] == json.loads(json.dumps(first[0]))
+    out["files_of_rank_1"] = dist._gather_text(" ".join(sorted(os.listdir(folder))))[1]
+    return out
+
+
+def suite(folder):
+    paper, paper_bn = minicnn.models.paper, minicnn.models.paper_bn
+    results = {
+        "paper_float64": equal_runs(paper, np.float64),
+        "paper_float32": equal_runs(paper, np.float32),
+        "paper_float64_batch_7": equal_runs(paper, np.float64, batch_size=7),
+        "paper_bn_sync_float64": equal_runs(paper_bn, np.float64, sync=True),
+        "paper_bn_sync_float32": equal_runs(paper_bn, np.float32, sync=True),
+        "paper_bn_sync_float64_reference": equal_runs(paper_bn, np.float64, sync=True, fast=False),
+    }
+    results["paper_bn_per_rank"] = equal_runs(paper_bn, np.float64)
+    mine = folder if dist.is_root else os.path.join(folder, "rank1")  # as if on two machines
+    os.makedirs(mine, exist_ok=True)
+    results["resume"] = resume(mine)
+    results["batch_of_1"] = refusal(lambda: train(paper, np.float32, None, batch_size=1))
+    theirs = split(40)
+    theirs.images[7, 0, 0, 0] += dist.rank  # one pixel differs on rank 1
+    results["other_pixels"] = refusal(lambda: train(paper, np.float32, None, data=theirs))
+    names = ["cat", "dog", "fox", "owl" if dist.rank == 0 else "emu"]
+    results["class_names"] = refusal(lambda: train(paper, np.float32, None, class_names=names))
+    fewer = split(40 - dist.rank)  # one image fewer on rank 1
+    results["fewer_images"] = refusal(lambda: train(paper, np.float32, None, data=fewer))
+    if dist.is_root:
+        print("RESULTS " + json.dumps(results), flush=True)
+
+
+class Fail:
+    """A callback that makes rank 1 fail after the first epoch, in the way `mode` says."""
+
+    def __init__(self, mode):
+        self.mode = mode
+
+    def on_epoch_end(self, epoch, logs, model):
+        if dist.rank != 1:
+            return False
+        if self.mode == "raise":
+            raise RuntimeError("rank 1 fails on purpose")
+        if self.mode == "exit":
+            sys.exit(3)
+        if self.mode == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(120)  # hang: the others wait in the next collective
+        return False
+
+
+def fail(mode):
+    train(minicnn.models.paper, np.float32, None, epochs=3, callbacks=[Fail(mode)])
+    print("rank", dist.rank, "finished: the failure was not noticed", flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "suite":
+        suite(sys.argv[2])
+    else:
+        fail(sys.argv[2])

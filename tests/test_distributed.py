@@ -1,0 +1,197 @@
+"""minicnn.distributed: data-parallel training over MPI, tested as real separate processes.
+
+The MPI tests start `mpiexec -n 2` (MPICH's, which the `[mpi]` extra installs) with
+tests/mpi_worker.py, talking over shared memory and loopback only, each run bounded by a
+subprocess timeout and by MINICNN_MPI_TIMEOUT inside. Without mpiexec and mpi4py they are
+skipped, saying so; .ci/run sets MINICNN_REQUIRE_MPI=1, which turns that skip into a failure.
+
+Bounds, two ranks on half a batch each against one process on the whole batch, 5 Adam steps:
+- float64: the two add the same products in other orders (two half-batch sums, then the
+  allreduce), so the weights agree to a norm-wise relative error of 1e-12 (measured 4e-16
+  for paper, 8e-14 with BatchNorm, whose 1/std amplifies the rounding of the statistics);
+- float32: the same reordering rounds at 6e-8 per operation. Adam divides each gradient by
+  its own running size, so a rounding in a small gradient is not damped, and a ReLU or
+  max-pool near-tie decided the other way moves single entries: as in tests/test_fast.py
+  (the engines' float32 comparison over Adam steps), 1e-5 (measured 2e-7 and 1e-6).
+"""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import distributed
+from minicnn.data import Split, batches
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER = os.path.join(ROOT, "tests", "mpi_worker.py")
+LOCAL_ONLY = {  # shared memory between the ranks, the launcher on loopback: no network
+    "UCX_TLS": "self,sm",
+    "UCX_NET_DEVICES": "lo",
+    "HYDRA_IFACE": "lo",
+    "MINICNN_MPI_TIMEOUT": "30",
+}
+LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")
+
+
+def find_mpiexec():
+    """(path of MPICH's mpiexec, None) or (None, why not)."""
+    if importlib.util.find_spec("mpi4py") is None:
+        return None, "mpi4py is not installed (pip install -e '.[mpi]')"
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")  # the mpich wheel's
+    path = beside if os.path.exists(beside) else shutil.which("mpiexec")
+    if path is None:
+        return None, "no mpiexec (pip install -e '.[mpi]' brings MPICH's)"
+    version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+    if "HYDRA" not in version.stdout:
+        return None, f"{path} is not MPICH's mpiexec (hydra), which these tests drive"
+    return path, None
+
+
+MPIEXEC, WHY_NOT = find_mpiexec()
+
+
+@pytest.fixture(scope="module")
+def mpiexec():
+    if MPIEXEC is None:
+        if os.environ.get("MINICNN_REQUIRE_MPI"):
+            pytest.fail(f"MINICNN_REQUIRE_MPI is set but {WHY_NOT}")
+        pytest.skip(f"MPI tests skipped: {WHY_NOT}")
+    return MPIEXEC
+
+
+def launch(args, timeout, cwd=None, env=None):
+    """Run an mpiexec command line; (CompletedProcess, seconds). A hang fails the test."""
+    base = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                              env=base | LOCAL_ONLY | (env or {}))  # fmt: skip
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"{' '.join(args)} hung for {timeout} s:\n{e.stdout}\n{e.stderr}")
+    return done, time.perf_counter() - t0
+
+
+@pytest.fixture(scope="module")
+def suite(mpiexec, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mpi")
+    done, _ = launch([mpiexec, "-n", "2", sys.executable, WORKER, "suite", str(folder)], 180)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULTS ")]
+    assert done.returncode == 0 and lines, done.stdout + done.stderr
+    return json.loads(lines[0][len("RESULTS ") :])
+
+
+# ----------------------------------------------------------------------------- one process
+
+
+def test_import_minicnn_never_imports_mpi4py():
+    code = (
+        "import sys, minicnn, minicnn.distributed as d; "
+        "assert (d.rank, d.size, d.is_root) == (0, 1, True); "
+        "print('mpi4py' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_launched_size_reads_the_launchers_variables(monkeypatch):
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.launched_size() == 1
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    assert distributed.launched_size() == 4
+    monkeypatch.setenv("PMI_SIZE", "8")
+    assert distributed.launched_size() == 8
+
+
+def test_one_process_group_changes_nothing():
+    group = distributed.Group()
+    model = minicnn.models.paper(num_classes=4, image_size=32)
+    split = Split(np.zeros((3, 3, 32, 32), np.uint8), np.arange(3))
+    assert group.allreduce_gradients(model, 1.5, 7) == (1.5, 7)
+    assert group.shard(split) is split and group.part is None
+    assert group.share(minicnn.SoftmaxCrossEntropy(), np.arange(3), 3) == 1.0
+    weighted = minicnn.SoftmaxCrossEntropy(class_weights=[1.0, 2.0, 3.0, 4.0])
+    assert group.share(weighted, np.arange(3), 3) == 1.0
+    assert distributed.group(False).size == 1 and distributed.group(group) is group
+
+
+def test_batch_parts_make_up_the_global_batch():
+    """Rank r's part of each batch, in rank order, is the batch; a tail under P is skipped."""
+    rng = np.random.default_rng(0)
+    split = Split(rng.integers(0, 256, (23, 3, 4, 4), dtype=np.uint8), np.arange(23))
+    whole = [y for _, y in batches(split, 8, seed=3)]  # 8, 8, 7
+    for P in (2, 3):
+        parts = [[y for _, y in batches(split, 8, seed=3, part=(r, P))] for r in range(P)]
+        for k, y in enumerate(whole):
+            assert np.array_equal(np.concatenate([p[k] for p in parts]), y)
+        assert [len(p[-1]) for p in parts] == [7 // P + (r < 7 % P) for r in range(P)]
+    assert [len(y) for _, y in batches(split, 8, seed=3, part=(0, 8))] == [1, 1]  # 7 < 8
+
+
+def test_each_part_augments_with_its_own_stream():
+    split = Split(np.full((4, 3, 8, 8), 128, np.uint8), np.arange(4))
+    draws = lambda rng: np.full((2, 3, 8, 8), rng.random(), np.float32)  # noqa: E731
+
+    def first(part):
+        return next(batches(split, 4, seed=1, augment=lambda x, rng: draws(rng), part=part))[0]
+
+    assert first((0, 2))[0, 0, 0, 0] != first((1, 2))[0, 0, 0, 0]
+
+
+# ----------------------------------------------------------------------------- two ranks
+
+
+def test_two_ranks_train_paper_as_one_process(suite):
+    assert suite["paper_float64"]["error"] <= 1e-12
+    assert suite["paper_float64_batch_7"]["error"] <= 1e-12  # parts of 4 and 3 images
+    assert suite["paper_float32"]["error"] <= 1e-5
+    assert all(run["same_bits_on_every_rank"] for run in suite.values() if "error" in run)
+
+
+def test_sync_batchnorm_matches_one_process_and_per_rank_does_not(suite):
+    assert suite["paper_bn_sync_float64"]["error"] <= 1e-12
+    assert suite["paper_bn_sync_float64_reference"]["error"] <= 1e-12  # the layers' own code
+    assert suite["paper_bn_sync_float32"]["error"] <= 1e-5
+    assert suite["paper_bn_per_rank"]["error"] > 1e-2  # each rank's statistics: not the same
+
+
+def test_resume_at_two_ranks_and_from_one_process(suite):
+    resume = suite["resume"]
+    assert resume["two_ranks_bit_identical"]
+    assert resume["from_one_process"] == [1, 2] and resume["first_epoch_kept"]
+    assert resume["files_of_rank_1"] == ""  # rank 0 alone wrote the checkpoints
+
+
+def test_refusals_name_the_problem_and_the_rank(suite):
+    assert "a batch of 1 image cannot be cut into 2 parts" in suite["batch_of_1"]
+    assert "rank 1's train images have other pixels than rank 0's" in suite["other_pixels"]
+    assert "rank 1 has 39 train images of (3, 32, 32), rank 0 40" in suite["fewer_images"]
+    assert 'rank 1 has class_names ["cat", "dog", "fox", "emu"], rank 0' in suite["class_names"]
+
+
+@pytest.mark.parametrize(
+    "mode, said",
+    [
+        ("raise", "error: rank 1: RuntimeError: rank 1 fails on purpose; stopping all 2 ranks"),
+        ("exit", "error: rank 1: SystemExit: 3; stopping all 2 ranks"),
+        ("kill", "BAD TERMINATION"),
+        ("hang", "error: rank 0 waited more than 2 s in"),
+    ],
+)
+def test_a_failing_rank_stops_the_others(mpiexec, mode, said):
+    args = [mpiexec, "-n", "2", sys.executable, WORKER, "fail", mode]
+    done, seconds = launch(args, 60, env={"MINICNN_MPI_TIMEOUT": "2"})
+    assert done.returncode != 0
+    assert "finished" not in done.stdout
+    assert said in done.stdout + done.stderr
+    assert seconds < 30

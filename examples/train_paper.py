@@ -5,6 +5,7 @@
     python examples/train_paper.py --download tiny-imagenet         # fetch it, then train
     python examples/train_paper.py --data path/to/chest_xray        # train|val|test/NORMAL|...
     python examples/train_paper.py --resume                         # continue an interrupted run
+    python examples/train_paper.py --data my_classes/ --init MODEL.npz  # new classes: fine-tune
     python -m minicnn predict runs/paper-synthetic/model.npz some_image.png
 
 With no --data it trains on minicnn.data.synthetic (coloured shapes and textures, a few
@@ -20,7 +21,7 @@ curves.png, confusion.csv, confusion.png (up to 20 classes) and results.json.
 """
 
 import minicnn
-from minicnn import cli_train
+from minicnn import cli_train, cli_transfer
 
 if __name__ == "__main__":
     # ------------------------------------------------------------------ settings
@@ -34,6 +35,7 @@ if __name__ == "__main__":
     parser.add_argument("--output", default="softmax", choices=["softmax", "sigmoid"])
     args = cli_train.parse(parser)  # the preset fills what the command line leaves out
     run = cli_train.RunFolder(args.out or f"runs/{args.preset}-{args.data_name}", args.resume)
+    init = cli_transfer.Init(args, channels=3)  # --init MODEL.npz: fine-tune it (its channels)
 
     # ------------------------------------------------------------------ data
     if args.data is None:
@@ -46,22 +48,27 @@ if __name__ == "__main__":
             "tiny-imagenet); for chest X-rays: --data path/to/chest_xray, or "
             "examples/train_xray.py.\n"
         )
-        ds = minicnn.data.synthetic(args.classes, per_class, args.image_size, seed=args.seed)
+        ds = minicnn.data.synthetic(args.classes, per_class, args.image_size, seed=args.seed,
+                                    channels=init.channels)  # fmt: skip
     else:
-        ds = cli_train.load_data(args, channels=3)
+        ds = cli_train.load_data(args, channels=init.channels)
     data = cli_train.Splits(ds, synthetic=args.data is None)  # train, val, test
 
     # ------------------------------------------------------------------ model
-    build = cli_train.PRESETS[args.preset]  # models.paper, paper13 or paper_bn
-    model = build(num_classes=ds.num_classes, in_channels=ds.image_shape[0], output=args.output,
-                  image_size=args.image_size, dropout=args.dropout, seed=args.seed)  # fmt: skip
-    model.class_names = ds.class_names  # stored by save, with the normalisation:
-    model.mean, model.std = minicnn.data.channel_stats(ds.train)  # per channel, train split
+    if init:  # the paper's "train on new classes": its layers, a fresh head, its normalisation
+        model = init.model(ds, output=args.output, seed=args.seed)
+    else:
+        build = cli_train.PRESETS[args.preset]  # models.paper, paper13 or paper_bn
+        model = build(num_classes=ds.num_classes, in_channels=ds.image_shape[0],
+                      output=args.output, image_size=args.image_size, dropout=args.dropout,
+                      seed=args.seed)  # fmt: skip
+        model.class_names = ds.class_names  # stored by save, with the normalisation:
+        model.mean, model.std = minicnn.data.channel_stats(ds.train)  # per channel, train split
     model.summary()
 
     # ------------------------------------------------------------------ optimizer and loss
     optimizer = cli_train.optimizer(model, args)  # Adam or AdamW, betas 0.9 / 0.999, eps 1e-8
-    schedule = cli_train.schedule(optimizer, args, len(data.train))  # None, or Cosine per batch
+    schedule = cli_train.schedule(optimizer, args, len(data.train), model)  # None, Cosine, 2 stages
     if args.output == "sigmoid":
         loss_fn = minicnn.BinaryCrossEntropy()  # takes the logits, as SoftmaxCrossEntropy
     else:

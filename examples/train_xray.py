@@ -4,6 +4,7 @@
     python examples/train_xray.py --data path/to/chest_xray  # train|val|test/NORMAL|PNEUMONIA
     python examples/train_xray.py --data pneumoniamnist_64.npz  # MedMNIST's PneumoniaMNIST
     python examples/train_xray.py --download pneumoniamnist  # fetch it, then train
+    python examples/train_xray.py --data pneumoniamnist.npz --init MODEL.npz  # fine-tune
 
 The network is models.paper with in_channels=1 and output="sigmoid": with two classes the
 last Dense has a single unit and P(class 1) = sigmoid(logit) (minicnn/heads.py); the loss is
@@ -13,16 +14,21 @@ binary cross-entropy on the logit. Class 1 (the second name in sorted order: PNE
 Chest X-ray sets are imbalanced (about three pneumonia images per normal one). With
 --balance pos_weight (the default) the positive term of the loss is weighted by
 n_negative / n_positive from the training split, so both classes weigh the same in total;
---balance none trains on the raw loss. Results: sensitivity (pneumonia found), specificity
-(normal cleared), precision, F1 and ROC AUC on the test split, plus the files train_paper.py
-writes (model.npz, checkpoint.npz, history.csv, curves.png, confusion.*, results.json).
-The options shared with train_paper.py live in minicnn/cli_train.py.
+--balance none trains on the raw loss. The decision threshold is chosen on the validation
+split: the highest one whose sensitivity there is at least 0.95 (--target-sensitivity,
+or --threshold to fix it). Results on the test split at that threshold, each with a 95%
+bootstrap interval: sensitivity (pneumonia found), specificity (normal cleared), PPV, NPV,
+accuracy, F1 and ROC AUC; roc.png; plus the files train_paper.py writes (model.npz, which
+keeps the threshold, checkpoint.npz, history.csv, curves.png, confusion.*, results.json).
+--init MODEL.npz fine-tunes a trained model (e.g. a Tiny ImageNet one): the new head alone
+first, then every layer (minicnn/cli_transfer.py). The options shared with train_paper.py
+live in minicnn/cli_train.py.
 """
 
 import numpy as np
 
 import minicnn
-from minicnn import cli_train
+from minicnn import cli_train, cli_transfer
 from minicnn.data import DataError
 
 if __name__ == "__main__":
@@ -36,9 +42,9 @@ if __name__ == "__main__":
     )
     add = parser.add_argument
     add("--balance", default="pos_weight", choices=["pos_weight", "none"], help="imbalance")
-    add("--threshold", type=float, default=0.5, help="predict class 1 when P(class 1) >= this")
     args = cli_train.parse(parser)
     run = cli_train.RunFolder(args.out or f"runs/xray-{args.data_name}", args.resume)
+    init = cli_transfer.Init(args, channels=1)  # --init MODEL.npz: fine-tune it (its channels)
 
     # ------------------------------------------------------------------ data
     if args.data is None:
@@ -49,25 +55,29 @@ if __name__ == "__main__":
             "--data path/to/chest_xray or --download pneumoniamnist.\n"
         )
         per_class = args.per_class or 400
-        ds = minicnn.data.synthetic(2, per_class, args.image_size, seed=args.seed, channels=1)
+        ds = minicnn.data.synthetic(2, per_class, args.image_size, seed=args.seed,
+                                    channels=init.channels)  # fmt: skip
         ds.class_names = ["negative", "positive"]
         rng = np.random.default_rng(args.seed)  # keep one negative in three in every split
         for split in ("train", "val", "test"):
             s = getattr(ds, split)
             setattr(ds, split, s.subset((s.labels == 1) | (rng.random(len(s)) < 1 / 3)))
     else:
-        ds = cli_train.load_data(args, channels=1)
+        ds = cli_train.load_data(args, channels=init.channels)  # gray, or as --init wants
     if ds.num_classes != 2:
         raise DataError(f"{args.data} has {ds.num_classes} classes; X-ray screening needs 2")
     data = cli_train.Splits(ds, synthetic=args.data is None)
     counts = np.bincount(ds.train.labels, minlength=2)  # negatives, positives
 
     # ------------------------------------------------------------------ model
-    build = cli_train.PRESETS[args.preset]
-    model = build(num_classes=2, in_channels=1, output="sigmoid",  # one logit, grayscale in
-                  image_size=args.image_size, dropout=args.dropout, seed=args.seed)  # fmt: skip
-    model.class_names = ds.class_names
-    model.mean, model.std = minicnn.data.channel_stats(ds.train)
+    if init:  # the trained layers, a fresh one-logit head, the source's normalisation
+        model = init.model(ds, output="sigmoid", seed=args.seed)
+    else:
+        build = cli_train.PRESETS[args.preset]
+        model = build(num_classes=2, in_channels=1, output="sigmoid",  # one logit, gray in
+                      image_size=args.image_size, dropout=args.dropout, seed=args.seed)  # fmt: skip
+        model.class_names = ds.class_names
+        model.mean, model.std = minicnn.data.channel_stats(ds.train)
 
     # ------------------------------------------------------------------ loss: the imbalance
     neg, pos = ds.class_names
@@ -84,7 +94,7 @@ if __name__ == "__main__":
     if args.label_smoothing:
         print("note: label smoothing is for softmax heads; this one sigmoid unit trains without")
     optimizer = cli_train.optimizer(model, args)  # the preset's: Adam, or AdamW for paper_bn
-    schedule = cli_train.schedule(optimizer, args, len(data.train))
+    schedule = cli_train.schedule(optimizer, args, len(data.train), model)  # --init: 2 stages
     # no flips for X-rays (the heart is on the left), and gentler changes than for photos
     augment = cli_train.augmentation(args, dict(rotate=5, shift=0.05, brightness=0.1, contrast=0.1))
 
@@ -96,5 +106,5 @@ if __name__ == "__main__":
 
     # ------------------------------------------------------------------ results
     imbalance = {"train_counts": counts.tolist(), "handling": how}
-    cli_train.write_results(run, history, seconds, loss_fn, data, settings, args.threshold,
+    cli_train.write_results(run, history, seconds, loss_fn, data, settings,
                             extra={"imbalance": imbalance})  # fmt: skip

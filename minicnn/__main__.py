@@ -58,10 +58,14 @@ def image_paths(items):
 def predict(args):
     """Print the top classes of each image; unreadable images are skipped and reported.
 
+    A two-class model prints P(class 1) and the decision against its threshold (the one
+    chosen on validation and stored in the file; 0.5 without one) instead, and its --csv
+    has the columns image, decision, P(class 1), threshold.
     Exit code 0 when every image was read, 1 when some were skipped (or none was read).
     """
     from .data.images import read_images
     from .data.sources import printable
+    from .heads import num_classes
     from .io import write_csv
 
     model = _load_model(args.model)
@@ -69,6 +73,12 @@ def predict(args):
     names = model.class_names
     paths = image_paths(args.images)
     rows, skipped = [["image", "rank", "class", "probability"]], []
+    two = num_classes(model.output_shape(model.input_shape)[-1], model.output) == 2
+    if two:
+        names = names or ["class 0", "class 1"]
+        t = 0.5 if model.threshold is None else model.threshold
+        chosen = "chosen on validation" if model.threshold is not None else "the default"
+        rows = [["image", "decision", f"P({names[1]})", "threshold"]]
     for start in range(0, len(paths), 256):  # a batch at a time: any number of images
         batch, images, missed = read_images(paths[start : start + 256], S, C)  # as in training
         skipped += missed
@@ -78,6 +88,11 @@ def predict(args):
         k = max(1, min(args.top_k, probs.shape[1]))
         for path, p in zip(batch, probs):
             print(printable(path))
+            if two:  # the decision: class 1 when P(class 1) >= t
+                decided = names[int(p[1] >= t)]
+                print(f"  P({names[1]}) {p[1]:7.2%}  ->  {decided}  (threshold {t:.4g}, {chosen})")
+                rows.append([printable(path), decided, f"{p[1]:.6f}", f"{t:.6g}"])
+                continue
             for rank, c in enumerate(np.argsort(-p, kind="stable")[:k], start=1):
                 label = names[c] if names is not None and c < len(names) else f"class {c}"
                 print(f"  {rank}. {label:<30} {p[c]:7.2%}")
@@ -101,6 +116,9 @@ def summary(args):
     if model.mean is not None:
         print(f"normalisation: mean {np.round(model.mean, 4).tolist()}, "
               f"std {np.round(model.std, 4).tolist()} (0..1 pixel scale)")  # fmt: skip
+    if model.threshold is not None and names is not None and len(names) == 2:
+        print(f"decision: {names[1]} when P({names[1]}) >= {model.threshold:.4g} "
+              "(chosen on validation)")  # fmt: skip
     meta = getattr(model, "metadata", {}) or {}
     if "epoch" in meta:
         print(f"saved at epoch {meta['epoch']}")

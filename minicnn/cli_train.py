@@ -13,7 +13,9 @@ about them); this module holds what they have in common, each piece once:
   training on the same folder refuses at once (a lock left by a crashed run is no obstacle);
 - `fit`: minicnn.fit with the checkpoint and the best model, failures said in one line;
 - `write_results`: evaluate the best model and write metrics, history.csv, curves.png,
-  confusion.csv / .png and results.json, each through a temporary file.
+  confusion.csv / .png and results.json, each through a temporary file; two classes are
+  reported at a threshold chosen on validation, with intervals and roc.png (cli_screening).
+--init MODEL.npz fine-tunes a trained model instead (cli_transfer).
 """
 
 import argparse
@@ -25,7 +27,7 @@ import time
 
 import numpy as np
 
-from . import io, models, optim, schedules
+from . import cli_screening, cli_transfer, io, models, optim, schedules
 from ._kernels import kernels_compiled
 from .cli_common import CommandError, add_debug_option, describe, errors_as_one_line
 from .data import Augment, download, load
@@ -123,6 +125,8 @@ def parser(doc, data_help, downloads, out_help, synthetic=None):
         type=positive_int,
         help="threads (default: all cores); resume with the same count for identical bits",
     )
+    cli_transfer.add_options(p)  # --init MODEL.npz: fine-tune
+    cli_screening.add_options(p)  # two classes: --target-sensitivity, --threshold
     add_debug_option(p)
     return p
 
@@ -134,6 +138,7 @@ def parse(p, argv=None):
     """
     errors_as_one_line(argv)  # from here on an expected error is one line, not a traceback
     args = p.parse_args(argv)
+    cli_screening.check_options(args)
     if args.threads:
         from .fast.threads import set_num_threads
 
@@ -173,14 +178,25 @@ def optimizer(model, args):
     return kind(params, lr=args.lr, weight_decay=args.weight_decay, no_decay=skip)
 
 
-def schedule(opt, args, train_size):
-    """--schedule cosine: Cosine over all the run's batches with --warmup-epochs; or None."""
-    if args.schedule == "none":
-        return None
+def schedule(opt, args, train_size, model=None):
+    """--schedule cosine: Cosine over all the run's batches with --warmup-epochs; or None.
+
+    With --init, the fine-tuning's two stages (cli_transfer.schedule), the cosine over the
+    second one.
+    """
     per_epoch = -(-train_size // args.batch_size)  # batches per epoch, the last one smaller
+    if args.init:
+        return cli_transfer.schedule(opt, model, args, per_epoch, cosine)
+    return cosine(opt, args, args.epochs * per_epoch, per_epoch)
+
+
+def cosine(opt, args, steps, per_epoch):
+    """Cosine over `steps` batches with --warmup-epochs, as --schedule says; or None."""
+    if args.schedule == "none" or steps < 1:
+        return None
     return schedules.Cosine(
         opt,
-        total_steps=args.epochs * per_epoch,
+        total_steps=steps,
         warmup_steps=round(args.warmup_epochs * per_epoch),
         min_lr=models.recipe(args.preset)["min_lr"],
     )
@@ -373,11 +389,13 @@ def fit(model, loss_fn, optimizer, data, args, run, settings, augment=None, sche
 # ----------------------------------------------------------------------------- results
 
 
-def write_results(run, history, seconds, loss_fn, data, settings, threshold=0.5, extra=None):
+def write_results(run, history, seconds, loss_fn, data, settings, extra=None):
     """Evaluate the best model (as a user loads it) and write every result file to run.path.
 
-    Two classes: class 1 is the positive one, predicted when P(class 1) >= threshold, and
-    the screening numbers are printed with what each means. extra: more results.json keys.
+    Two classes: class 1 is the positive one, predicted when P(class 1) >= a threshold
+    chosen on the validation split (cli_screening.report: the figures with intervals,
+    roc.png, the threshold stored in model.npz, results.json's `screening` section).
+    extra: more results.json keys.
     """
     best = io.load(run.model)
     test, names, K = data.test, data.ds.class_names, data.ds.num_classes
@@ -388,14 +406,16 @@ def write_results(run, history, seconds, loss_fn, data, settings, threshold=0.5,
     )
     metrics = {"split": data.test_name, "images": len(test), "loss": result["loss"]}
     metrics["accuracy"] = result["accuracy"]
-    print(f"  accuracy {result['accuracy']:.1%}   (chance {1 / K:.1%})")
+    at_half = "  at threshold 0.5" if K == 2 else ""
+    print(f"  accuracy {result['accuracy']:.1%}   (chance {1 / K:.1%}){at_half}")
     if "top5" in result:
         print(f"  top-5 accuracy {result['top5']:.1%}")
         metrics["top5"] = result["top5"]
-    predicted = result["predictions"]
+    predicted, extra = result["predictions"], dict(extra or {})
     if K == 2:
+        threshold, extra["screening"] = cli_screening.report(best, data, result, settings, run)
         scores = result["probs"][:, 1]  # P(class 1)
-        metrics |= screening(result["labels"], scores, threshold, names)
+        metrics |= binary_metrics(result["labels"], scores, threshold) | {"threshold": threshold}
         predicted = (scores >= threshold).astype(np.int64)
 
     cm = confusion_matrix(result["labels"], predicted, K)
@@ -420,30 +440,13 @@ def write_results(run, history, seconds, loss_fn, data, settings, threshold=0.5,
             "val": len(data.val) if data.val else 0,
             "test": len(test),
         },
-        **(extra or {}),
+        **extra,
     }
     text = json.dumps(results, indent=2, default=float)
     atomic_write(run.file("results.json"), lambda tmp: _write_text(tmp, text))
     files = sorted(set(os.listdir(run.path)) - {RunFolder.LOCK})
     print(f"\nwrote {', '.join(files)} to {run.path}")
     print(f"predict: python -m minicnn predict {run.model} IMAGE [IMAGE ...]")
-
-
-def screening(labels, scores, threshold, names):
-    """Print and return the two-class numbers (binary_metrics), class 1 the positive one."""
-    b = binary_metrics(labels, scores, threshold=threshold)
-    print(f"  positive class {names[1]}, threshold {threshold}:")
-    for key, meaning in (
-        ("sensitivity", f"share of {names[1]} images found"),
-        ("specificity", f"share of {names[0]} images cleared"),
-        ("precision", f"share of {names[1]} calls that are right"),
-        ("f1", "harmonic mean of precision and sensitivity"),
-        ("auc", "ROC AUC, threshold-free"),
-        ("accuracy", "at this threshold"),
-    ):
-        print(f"  {key:<12} {b[key]:.3f}  {meaning}")
-    print(f"  tp {b['tp']}  fn {b['fn']}  fp {b['fp']}  tn {b['tn']}")
-    return b
 
 
 def _write_text(path, text):

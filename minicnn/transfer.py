@@ -10,6 +10,8 @@ classes. With freeze=True the copied layers are frozen (Sequential.freeze): the 
 leave them alone and backward skips their weight gradients.
 """
 
+import math
+
 import numpy as np
 
 from .heads import head_units
@@ -153,7 +155,7 @@ class FineTune(Schedule):
     keep_frozen on trains (0: all), from a fresh optimizer state (a new optimizer, in
     effect: Adam's moments start again at zero), at the optimizer's own lr, or at the rates
     of `then` (a schedule made on the same optimizer beforehand, counted from stage 2's
-    first step: then.rate(k - head_steps)).
+    first step: then.rate(k - head_steps)). head_steps=math.inf: the head alone throughout.
 
         optimizer = Adam(model.parameters(), lr=1e-4)          # stage 2's rate
         fit(model, ..., schedule=FineTune(optimizer, model, 3 * steps_per_epoch, 1e-3))
@@ -166,7 +168,7 @@ class FineTune(Schedule):
         if head_steps < 0 or keep_frozen < 0:
             raise ValueError(f"FineTune needs head_steps, keep_frozen >= 0, got {head_steps}, "
                              f"{keep_frozen}")  # fmt: skip
-        self.model, self.head_steps, self.head_lr = model, int(head_steps), float(head_lr)
+        self.model, self.head_steps, self.head_lr = model, head_steps, float(head_lr)
         self.then, self.keep_frozen = then, int(keep_frozen)
         super().__init__(optimizer)  # base_lr: the optimizer's lr, stage 2's rate
         self._freeze()
@@ -200,10 +202,13 @@ class FineTune(Schedule):
         e1 = self.head_steps / steps_per_epoch
         lines = []
         if self.head_steps:
+            when = "every epoch" if math.isinf(e1) else "epoch 1" if e1 == 1 else f"epochs 1-{e1:g}"
             lines.append(
-                f"epochs 1-{e1:g}: the new head alone ({model[head]!r}; layers 0-{head - 1} "
+                f"{when}: the new head alone ({model[head]!r}; layers 0-{head - 1} "
                 f"frozen) at lr {self.head_lr:g}"
             )
+        if math.isinf(e1):
+            return lines
         rest = "every layer" if not self.keep_frozen else f"layers {self.keep_frozen} on"
         if self.then is None:
             rate = f"lr {self.base_lr:g}"

@@ -183,3 +183,84 @@ def test_roc_png_marks_the_operating_points(tmp_path):
     assert at(1 / 3, 1.0).tolist() == list(plots.POINT_COLOURS[0])  # the chosen point
     assert at(1 / 6, 3 / 4).tolist() == list(plots.POINT_COLOURS[1])  # the point at 0.5
     assert at(0.0, 0.5).tolist() == list(plots.TRAIN_COLOUR)  # the curve rises at fpr 0
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def chest_xray_folder(root, splits):
+    """A tiny chest_xray layout: root/<split>/NORMAL|PNEUMONIA/*.png, 32x32 gray; pneumonia
+    images carry a bright blob, so that a short training learns something."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:32, :32]
+    for split, (n_normal, n_pneumonia) in splits.items():
+        for name, n in (("NORMAL", n_normal), ("PNEUMONIA", n_pneumonia)):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                img = rng.normal(90, 25, (32, 32))
+                if name == "PNEUMONIA":
+                    cy, cx = rng.integers(8, 24, 2)
+                    img += 110 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 30)
+                Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+def train_xray(*args):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "train_xray.py"
+    common = ["--image-size", "32", "--no-progress", "--no-cache", "--workers", "1"]
+    return subprocess.run([sys.executable, str(script), *common, *map(str, args)],
+                          capture_output=True, text=True)  # fmt: skip
+
+
+def test_xray_run_reports_at_the_threshold_chosen_on_val_and_predict_uses_it(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import minicnn
+
+    data = chest_xray_folder(
+        tmp_path / "chest_xray", {"train": (40, 80), "val": (25, 35), "test": (20, 30)}
+    )
+    out = tmp_path / "run"
+    result = train_xray("--data", data, "--epochs", "2", "--lr", "1e-3", "--out", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the highest with validation sensitivity >= 0.95" in result.stdout
+    assert "95% interval (2,000 bootstrap resamples)" in result.stdout
+    section = json.loads((out / "results.json").read_text())["screening"]
+    model = minicnn.load(out / "model.npz")
+    t = section["threshold"]
+    assert model.threshold == t and section["rule"] == "target_sensitivity"
+    assert section["threshold_source"] == "val" and section["val"]["sensitivity"] >= 0.95
+    assert section["positive_class"] == "PNEUMONIA" and section["split"] == "test"
+    assert sum(section["counts"].values()) == section["images"] == 50
+    assert set(section["figures"]) == {*metrics.SCREENING_FIGURES, "auc"}
+    for f in section["figures"].values():
+        assert f["low"] <= f["value"] <= f["high"] or math.isnan(f["value"])
+    assert section["bootstrap"]["resamples"] == 2000 and "at_0.5" in section
+    assert (out / "roc.png").stat().st_size > 1000
+    # the model file's threshold decides in predict
+    png = data / "test" / "PNEUMONIA" / "0.png"
+    shown = subprocess.run([sys.executable, "-m", "minicnn", "predict", out / "model.npz", png],
+                           capture_output=True, text=True)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    line = shown.stdout.splitlines()[1]
+    p = float(line.split()[1].rstrip("%")) / 100
+    decided = "PNEUMONIA" if p >= t else "NORMAL"
+    assert line.split("->")[1].split()[0] == decided
+    assert f"(threshold {t:.4g}, chosen on validation)" in line
+    # --threshold fixes it instead; a bad target is one error line
+    fixed = train_xray("--data", data, "--epochs", "1", "--threshold", "0.3", "--out", out)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "threshold 0.3: fixed by --threshold" in fixed.stdout
+    assert minicnn.load(out / "model.npz").threshold == 0.3
+    bad = train_xray("--data", data, "--target-sensitivity", "1.5", "--out", out)
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "error: --target-sensitivity must be in (0, 1], got 1.5"

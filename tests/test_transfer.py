@@ -411,3 +411,73 @@ def test_finetune_trains_the_head_then_everything_and_resumes_exactly(tmp_path):
     straight, _ = run(2, False)
     for p, q in zip(resumed.parameters(), straight.parameters()):
         np.testing.assert_array_equal(p.data, q.data)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def run_example(script, *args):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / script
+    common = ["--image-size", "32", "--no-progress", "--no-cache", "--workers", "1"]
+    return subprocess.run([sys.executable, str(path), *common, *map(str, args)],
+                          capture_output=True, text=True)  # fmt: skip
+
+
+def test_train_xray_init_fine_tunes_in_two_stages_on_a_train_test_folder(tmp_path):
+    import json
+
+    from test_screening import chest_xray_folder
+
+    src = source()
+    minicnn.save(src, tmp_path / "src.npz")
+    data = chest_xray_folder(tmp_path / "chest_xray", {"train": (40, 80), "test": (10, 15)})
+    out = tmp_path / "ft"
+    result = run_example("train_xray.py", "--data", data, "--init", tmp_path / "src.npz",
+                         "--epochs", "2", "--head-epochs", "1", "--out", out)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = result.stdout
+    assert "epoch 1: the new head alone (Dense(128 -> 1); layers 0-18 frozen) at lr 0.001" in text
+    assert "from epoch 2: every layer at lr 0.0001, from a fresh optimizer state" in text
+    assert "carved a stratified 10% validation split from train" in text  # no val folder
+    results = json.loads((out / "results.json").read_text())
+    assert [row["lr"] for row in results["history"]] == [1e-3, 1e-4]
+    assert (results["data"]["val"], results["data"]["test"]) == (12, 25)
+    assert results["settings"]["init"] == str(tmp_path / "src.npz")
+    model = minicnn.load(out / "model.npz")
+    assert model.input_shape == (3, 32, 32) and model.class_names == ["NORMAL", "PNEUMONIA"]
+    np.testing.assert_allclose(model.mean, MEAN)  # the source's normalisation, kept
+    assert model.threshold == results["screening"]["threshold"]
+    # another input size: one line naming both shapes
+    bad = run_example("train_xray.py", "--data", data, "--init", tmp_path / "src.npz",
+                      "--image-size", "48", "--out", tmp_path / "bad")  # fmt: skip
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip() == (
+        f"error: --init {tmp_path / 'src.npz'} takes images of shape (3, 32, 32) (C, H, W), "
+        "this run makes (3, 48, 48) (--image-size 48): use --image-size 32, or another model"
+    )
+
+
+def test_train_paper_init_learns_new_classes_with_a_folded_gray_input(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for c in ("cat", "dog", "owl"):
+        (tmp_path / "photos" / c).mkdir(parents=True)
+        for i in range(20):
+            img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(img).save(tmp_path / "photos" / c / f"{i}.png")
+    minicnn.save(source(), tmp_path / "src.npz")
+    out = tmp_path / "ft"
+    args = ["--init", tmp_path / "src.npz", "--fold-gray", "--epochs", "1", "--out", out]
+    result = run_example("train_paper.py", "--data", tmp_path / "photos", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "its first conv folded to one gray channel" in result.stdout
+    assert "every epoch: the new head alone (Dense(128 -> 3)" in result.stdout
+    model = minicnn.load(out / "model.npz")
+    assert model.input_shape == (1, 32, 32) and repr(model[-1]) == "Dense(128 -> 3)"
+    assert model.class_names == ["cat", "dog", "owl"] and model.threshold is None
+    assert model.frozen() == [0, 3, 6, 9, 12, 17]  # one epoch: the head's stage

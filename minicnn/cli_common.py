@@ -16,6 +16,7 @@ import sys
 
 from .data import DataError
 from .data.sources import printable
+from .distributed import DistributedError
 from .io import ModelFileError
 from .layers import ShapeError
 from .train import TrainingDiverged
@@ -27,7 +28,15 @@ class CommandError(Exception):
     """An expected failure of a command that no other error type says (the message does)."""
 
 
-EXPECTED = (ModelFileError, ShapeError, DataError, OSError, TrainingDiverged, CommandError)
+EXPECTED = (
+    ModelFileError,
+    ShapeError,
+    DataError,
+    OSError,
+    TrainingDiverged,
+    CommandError,
+    DistributedError,
+)
 
 
 def debug_wanted(argv=None):

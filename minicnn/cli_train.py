@@ -31,6 +31,7 @@ from . import cli_screening, cli_transfer, io, models, optim, schedules
 from ._kernels import kernels_compiled
 from .cli_common import CommandError, add_debug_option, describe, errors_as_one_line
 from .data import Augment, download, load
+from .distributed import root_prints_only, world
 from .io import ModelFileError, atomic_write, write_confusion_csv, write_history_csv
 from .metrics import binary_metrics, confusion_matrix
 from .plots import plot_confusion, plot_curves
@@ -137,6 +138,7 @@ def parse(p, argv=None):
     Returns the namespace, with data_name ("synthetic" or the source's name) added.
     """
     errors_as_one_line(argv)  # from here on an expected error is one line, not a traceback
+    root_prints_only()  # under mpiexec: rank 0 alone prints (errors still show on any rank)
     args = p.parse_args(argv)
     cli_screening.check_options(args)
     if args.threads:
@@ -270,9 +272,12 @@ class RunFolder:
 
     def __init__(self, path, resume=False):
         self.path = os.fspath(path)
-        os.makedirs(self.path, exist_ok=True)
         self.checkpoint = self.file("checkpoint.npz")
         self.model = self.file("model.npz")
+        self._fd = None
+        if not world().is_root:  # under mpiexec, rank 0 alone makes, locks and fills it
+            return
+        os.makedirs(self.path, exist_ok=True)
         self._fd = _lock(self.file(self.LOCK), self.path)
         atexit.register(self.release)
         if os.path.exists(self.checkpoint) and not resume:
@@ -381,7 +386,7 @@ def fit(model, loss_fn, optimizer, data, args, run, settings, augment=None, sche
         raise CommandError(f"{describe(e)}; {run.kept()}") from e
     except ModelFileError as e:  # --resume from a checkpoint that cannot be used
         raise CommandError(f"{e}; nothing in {run.path} was changed") from e
-    if data.val is None:  # nothing to pick the best epoch by: keep the last one
+    if data.val is None and world().is_root:  # no best epoch to pick: keep the last one
         io.save(model, run.model, metadata=settings)
     return history, time.perf_counter() - t0
 
@@ -395,8 +400,10 @@ def write_results(run, history, seconds, loss_fn, data, settings, extra=None):
     Two classes: class 1 is the positive one, predicted when P(class 1) >= a threshold
     chosen on the validation split (cli_screening.report: the figures with intervals,
     roc.png, the threshold stored in model.npz, results.json's `screening` section).
-    extra: more results.json keys.
+    extra: more results.json keys. Under mpiexec, rank 0 alone does this (the others return).
     """
+    if not world().is_root:
+        return
     best = io.load(run.model)
     test, names, K = data.test, data.ds.class_names, data.ds.num_classes
     result = evaluate(best, test, loss_fn)

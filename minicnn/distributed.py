@@ -403,7 +403,8 @@ def _abort_on_uncaught_exceptions(group):
 
     def hook(kind, value, tb):
         previous(kind, value, tb)
-        group.abort(f"rank {group.rank} stopped with {kind.__name__} (above)")
+        if not getattr(value, "all_ranks", False):  # raised by every rank: each ends itself
+            group.abort(f"rank {group.rank} stopped with {kind.__name__} (above)")
 
     sys.excepthook = hook
 
@@ -429,7 +430,8 @@ def stop_all_ranks_on_error(*collective):
         def wrapper(*args, **kwargs):
             try:
                 return function(*args, **kwargs)
-            except (DistributedError, *collective):
+            except (DistributedError, *collective) as e:
+                e.all_ranks = True  # every rank raises it at the same point
                 raise
             except BaseException as e:
                 group = _world

@@ -195,3 +195,29 @@ def test_a_failing_rank_stops_the_others(mpiexec, mode, said):
     assert "finished" not in done.stdout
     assert said in done.stdout + done.stderr
     assert seconds < 30
+
+
+def test_train_paper_on_two_ranks_like_one_process(mpiexec, tmp_path):
+    """examples/train_paper.py unchanged under mpiexec: the accuracy of one process, within a
+    point, and rank 0 alone writes (each rank in a folder of its own, as on two machines)."""
+    script = os.path.join(ROOT, "examples", "train_paper.py")
+    args = [script, "--per-class", "40", "--epochs", "2", "--image-size", "32", "--dropout", "0"]
+    args += ["--lr", "3e-3", "--no-progress", "--out", "run"]  # learns in 2 epochs (36%)
+    folders = [tmp_path / name for name in ("one", "rank0", "rank1")]
+    for folder in folders:
+        folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
+    one = subprocess.run([sys.executable, *args], cwd=folders[0], env=env, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    ranks = [mpiexec, "-n", "1", "-wdir", str(folders[1]), sys.executable, *args, ":"]
+    ranks += ["-n", "1", "-wdir", str(folders[2]), sys.executable, *args]
+    two, _ = launch(ranks, 300)
+    assert two.returncode == 0, two.stdout + two.stderr
+    results = [json.loads((f / "run" / "results.json").read_text()) for f in folders[:2]]
+    accuracy = [r["metrics"]["accuracy"] for r in results]
+    assert abs(accuracy[0] - accuracy[1]) <= 0.01, accuracy
+    assert accuracy[1] > 0.15  # it learned: chance is 5%
+    assert sorted(os.listdir(folders[1] / "run")) == sorted(os.listdir(folders[0] / "run"))
+    assert os.listdir(folders[2]) == []  # rank 1 wrote nothing, not even a folder
+    assert two.stdout.count("settings: preset paper") == 1  # rank 0 alone prints

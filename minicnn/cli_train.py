@@ -126,6 +126,11 @@ def parser(doc, data_help, downloads, out_help, synthetic=None):
         type=positive_int,
         help="threads (default: all cores); resume with the same count for identical bits",
     )
+    add(
+        "--sync-batchnorm",
+        action="store_true",
+        help="under mpiexec: BatchNorm uses the whole global batch's statistics, as 1 process",
+    )
     cli_transfer.add_options(p)  # --init MODEL.npz: fine-tune
     cli_screening.add_options(p)  # two classes: --target-sensitivity, --threshold
     add_debug_option(p)
@@ -377,6 +382,7 @@ def fit(model, loss_fn, optimizer, data, args, run, settings, augment=None, sche
             checkpoint=run.checkpoint,
             resume=args.resume,
             schedule=schedule,
+            sync_batchnorm=args.sync_batchnorm,
             progress=not args.no_progress,
             callbacks=[SaveBest(run.model, metadata=settings)],
         )

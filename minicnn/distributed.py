@@ -104,8 +104,8 @@ class Group:
         """This rank's share of the global batch's loss: len(y) / n for n images in the
         global batch, or its share of the class weights when the loss has class_weights."""
         weights = getattr(loss_fn, "class_weights", None)
-        if weights is None:
-            return len(y) / n
+        if weights is None or self.size == 1:
+            return len(y) / n  # one process: 1
         mine = float(np.asarray(weights, dtype=np.float64)[y].sum())
         return mine / float(self.sum([mine])[0])
 

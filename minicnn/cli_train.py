@@ -362,8 +362,9 @@ def fit(model, loss_fn, optimizer, data, args, run, settings, augment=None, sche
     interruption ends the program with one line that says what is kept.
     """
     print(
-        f"\ntraining {args.preset} ({model.output} head) for {args.epochs} epochs, batch "
-        f"{args.batch_size}, {type(optimizer).__name__} lr {args.lr:g}; writing to {run.path}"
+        f"\ntraining {cli_transfer.network(vars(args))} ({model.output} head) for {args.epochs} "
+        f"epochs, batch {args.batch_size}, {type(optimizer).__name__} lr {args.lr:g}; writing "
+        f"to {run.path}"
     )
     if not kernels_compiled():
         print("(first run: Numba is compiling minicnn's kernels, a few seconds, once)")
@@ -432,7 +433,7 @@ def write_results(run, history, seconds, loss_fn, data, settings, extra=None):
         predicted = (scores >= threshold).astype(np.int64)
 
     cm = confusion_matrix(result["labels"], predicted, K)
-    title = f"{settings['preset']} on {settings['data_name']}"
+    title = f"{cli_transfer.network(settings)} on {settings['data_name']}"
     write_history_csv(run.file("history.csv"), history)
     atomic_write(run.file("curves.png"), lambda tmp: plot_curves(history, tmp, title=title))
     write_confusion_csv(run.file("confusion.csv"), cm, names)

@@ -13,6 +13,7 @@ instead. A model made for another input size is refused, naming both shapes.
 
 import argparse
 import math
+import os
 
 from .cli_common import CommandError
 from .io import load
@@ -96,6 +97,12 @@ class Init:
         model = transfer(self.source, ds.num_classes, output, in_channels, freeze=True, seed=seed)
         model.class_names = ds.class_names
         return model
+
+
+def network(settings):
+    """What a run trains, in words: the preset, or the --init model fine-tuned."""
+    init = settings.get("init")
+    return settings["preset"] if not init else f"{os.path.basename(init)} fine-tuned"
 
 
 def schedule(opt, model, args, per_epoch, cosine):

@@ -198,13 +198,17 @@ def schedule(opt, args, train_size, model=None):
 
 
 def cosine(opt, args, steps, per_epoch):
-    """Cosine over `steps` batches with --warmup-epochs, as --schedule says; or None."""
+    """Cosine over `steps` batches with --warmup-epochs, as --schedule says; or None.
+
+    A warm-up as long as the run (--epochs 1 with one warm-up epoch) is cut to leave it
+    its last step.
+    """
     if args.schedule == "none" or steps < 1:
         return None
     return schedules.Cosine(
         opt,
         total_steps=steps,
-        warmup_steps=round(args.warmup_epochs * per_epoch),
+        warmup_steps=min(round(args.warmup_epochs * per_epoch), steps - 1),
         min_lr=models.recipe(args.preset)["min_lr"],
     )
 

@@ -129,5 +129,7 @@ def test_paper_bn_recipe_builds_adamw_cosine_and_leaves_norms_undecayed(monkeypa
     assert decays[id(conv.W)] == 0.05 and decays[id(bn.gamma)] == decays[id(bn.beta)] == 0
     sched = cli_train.schedule(opt, args, train_size=1000)  # 8 batches of 128 per epoch
     assert (sched.total_steps, sched.warmup_steps) == (16, 8)
+    args.epochs = 1  # the warm-up epoch would be the whole run: it leaves the last step
+    assert cli_train.schedule(opt, args, 1000).warmup_steps == 7
     args.schedule = "none"
     assert cli_train.schedule(opt, args, 1000) is None

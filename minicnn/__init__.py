@@ -1,8 +1,9 @@
 """minicnn: a convolutional neural network engine from scratch in NumPy and Numba.
 
-Read it in this order: parameter.py, layers/ (one file per concept, forward and backward
-side by side), losses.py, sequential.py, optim.py, models.py, gradcheck.py; the Numba
-hot loops are in the top-level package `kernels/`.
+Read it in the order of docs/learn.md: parameter.py, layers/ (the reference engine: one
+file per concept, forward and backward side by side), losses.py, sequential.py, optim.py,
+models.py, gradcheck.py, train.py; then fast/, the fast engine, which computes the same
+numbers faster. The Numba hot loops are in the top-level package `kernels/`.
 """
 
 from . import data, explain, fast, gradcheck, metrics, models, schedules

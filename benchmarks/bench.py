@@ -168,7 +168,13 @@ def flops(model, batch):
 
 
 def timed_rounds(funcs, rounds, budget):
-    """Interleave funcs round by round; returns {name: [seconds, ...]}."""
+    """Interleave funcs round by round; returns {name: [seconds, ...]}.
+
+    Each timed call comes right after an untimed call of the same function, back to back as
+    in a training loop: on this VM a core left idle for a few hundred milliseconds (while a
+    one-threaded system ran) makes the next two-threaded call up to 1.7x slower (measured:
+    a `paper` step 30 ms back to back, 53 ms after a 0.3 s sleep).
+    """
     times = {name: [] for name in funcs}
     for f in funcs.values():  # warm-up: JIT, caches, allocator
         f()
@@ -178,6 +184,7 @@ def timed_rounds(funcs, rounds, budget):
         for name, f in funcs.items():
             if r >= 3 and sum(times[name]) > budget:
                 continue  # a slow system gets fewer rounds (at least 3)
+            f()
             t = time.perf_counter()
             f()
             times[name].append(time.perf_counter() - t)

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-SYSTEMS = [("minicnn", "minicnn"), ("minicnn-layers", "minicnn layers"), ("numpy", "plain NumPy")]
+SYSTEMS = [("minicnn", "minicnn"), ("minicnn-layers", "minicnn reference engine"), ("numpy", "plain NumPy")]
 
 
 def by_key(rows):
@@ -125,7 +125,7 @@ def main(path):
         )
         print(memory_table(memory))
     for threads in sorted({r["threads"] for r in results}):
-        for preset in ("paper", "paper13"):
+        for preset in ("paper", "paper13", "paper_bn"):
             print()
             print(layer_table(results, preset, threads))
 

@@ -10,7 +10,11 @@ import json
 import sys
 from pathlib import Path
 
-SYSTEMS = [("minicnn", "minicnn"), ("minicnn-layers", "minicnn reference engine"), ("numpy", "plain NumPy")]
+SYSTEMS = [
+    ("minicnn", "minicnn"),
+    ("minicnn-layers", "minicnn reference engine"),
+    ("numpy", "plain NumPy"),
+]
 
 
 def by_key(rows):

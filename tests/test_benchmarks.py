@@ -50,7 +50,9 @@ def test_speed_table_reports_ratios_to_pytorch_and_marks_the_fastest():
         {"threads": 2, "train": [row("minicnn", 1500), row("numpy", 150), row("torch", 1200)]},
     ]
     lines = tables.speed_table(results, "train").splitlines()
-    header = "| network | batch | threads | minicnn | minicnn layers | plain NumPy | PyTorch |"
+    header = (
+        "| network | batch | threads | minicnn | minicnn reference engine | plain NumPy | PyTorch |"
+    )
     assert lines[0] == header
     assert lines[2] == "| paper | 32 | 2 | **1500 (x1.25)** |  | 150 (x0.12) | 1200 |"
     assert lines[3] == "| paper | 32 | 1 | 900 (x0.90) |  | 100 (x0.10) | **1000** |"

@@ -59,6 +59,7 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "data",
     "evaluate",
+    "explain",
     "fast",
     "fit",
     "gradcheck",

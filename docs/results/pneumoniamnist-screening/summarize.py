@@ -1,7 +1,8 @@
 """The PneumoniaMNIST three-way table: test figures at the validation-chosen threshold.
 
-    python docs/results/pneumoniamnist-screening/summarize.py /work/runs/xray-paper-s{0,1,2} \
-        /work/runs/xray-paper_bn-s{0,1,2} /work/runs/xray-ft-paper13aug-s{0,1,2}
+    python docs/results/pneumoniamnist-screening/summarize.py runs/xray-paper-s{0,1,2} \
+        runs/xray-paper13-s{0,1,2} runs/xray-paper_bn-s{0,1,2} runs/xray-ft-paper13aug-s{0,1,2} \
+        --json docs/results/pneumoniamnist-screening/runs.json
 
 Reads each run folder's results.json (written by examples/train_xray.py), groups the runs
 by their folder name without its "-s<seed>" ending, and prints one Markdown row per run and

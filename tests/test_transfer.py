@@ -277,18 +277,6 @@ def test_everything_frozen_backward_does_nothing():
 # ----------------------------------------------------------------------------- files, fit
 
 
-def rewrite_record(path, change):
-    """Rewrite a model file with change(record) applied to its JSON record."""
-    import json
-
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    record = json.loads(str(arrays["minicnn.json"]))
-    change(record)
-    arrays["minicnn.json"] = np.array(json.dumps(record))
-    np.savez(path, **arrays)
-
-
 def test_model_file_records_the_frozen_parameters_and_the_threshold(tmp_path):
     import json
 
@@ -323,9 +311,11 @@ def test_model_file_records_the_frozen_parameters_and_the_threshold(tmp_path):
     ids=["unknown", "not-a-list", "threshold"],
 )
 def test_a_bad_frozen_list_or_threshold_names_the_file(tmp_path, change, message):
+    from test_faults import rewrite_record
+
     path = tmp_path / "m.npz"
     minicnn.save(source(), path)
-    rewrite_record(path, change)
+    rewrite_record(path, path, change)
     with pytest.raises(minicnn.io.ModelFileError, match=message):
         minicnn.load(path)
 

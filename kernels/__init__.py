@@ -5,7 +5,7 @@ This package imports its own modules relatively, so minicnn can load it by file 
 even when another distribution named `kernels` is installed (see minicnn/_kernels.py).
 """
 
-from . import adam, augment, batchnorm, fused, im2col, pool
+from . import adam, augment, batchnorm, fused, im2col, pool, winograd
 
 __minicnn__ = True
-__all__ = ["adam", "augment", "batchnorm", "fused", "im2col", "pool"]
+__all__ = ["adam", "augment", "batchnorm", "fused", "im2col", "pool", "winograd"]

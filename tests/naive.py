@@ -85,3 +85,46 @@ def adam(p, grads, lr, b1, b2, eps):
         v = b2 * v + (1 - b2) * g * g
         p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
     return p
+
+
+# Winograd F(2x2, 3x3) (kernels/winograd.py), straight from the matrices.
+WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
+WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
+
+
+def winograd_tiles(x, pad):
+    """(N, C, th, tw, 4, 4): the 4x4 patch of every tile of the zero-padded x, at (2ty, 2tx)."""
+    N, C, H, W = x.shape
+    th, tw = (H + 2 * pad - 1) // 2, (W + 2 * pad - 1) // 2  # = ceil(H_out / 2)
+    xp = np.zeros((N, C, 2 * th + 2, 2 * tw + 2), dtype=x.dtype)
+    xp[:, :, pad : pad + H, pad : pad + W] = x
+    tiles = np.empty((N, C, th, tw, 4, 4), dtype=x.dtype)
+    for ty in range(th):
+        for tx in range(tw):
+            tiles[:, :, ty, tx] = xp[:, :, 2 * ty : 2 * ty + 4, 2 * tx : 2 * tx + 4]
+    return tiles
+
+
+def winograd_input(x, pad):
+    """V (16, C, N*th*tw) = B^T d B of every tile d."""
+    tiles = winograd_tiles(x, pad)
+    N, C, th, tw = tiles.shape[:4]
+    V = WINOGRAD_BT @ tiles @ WINOGRAD_BT.T  # (N, C, th, tw, 4, 4)
+    return V.transpose(4, 5, 1, 0, 2, 3).reshape(16, C, N * th * tw).astype(x.dtype)
+
+
+def winograd_output(M, N, th, tw, H_out, W_out):
+    """Y (F, N, H_out, W_out) from M (16, F, N*th*tw): A^T m A per tile, cropped."""
+    F = M.shape[1]
+    m = M.reshape(4, 4, F, N, th, tw).transpose(2, 3, 4, 5, 0, 1)
+    y = WINOGRAD_AT @ m @ WINOGRAD_AT.T  # (F, N, th, tw, 2, 2)
+    Y = y.transpose(0, 1, 2, 4, 3, 5).reshape(F, N, 2 * th, 2 * tw)
+    return Y[:, :, :H_out, :W_out].astype(M.dtype)
+
+
+def winograd_weights(W):
+    """U (16, F, C) = G g G^T of every 3x3 kernel of W (F, C, 3, 3)."""
+    F, C = W.shape[:2]
+    U = WINOGRAD_G @ W @ WINOGRAD_G.T  # (F, C, 4, 4)
+    return U.transpose(2, 3, 0, 1).reshape(16, F, C).astype(W.dtype)

@@ -152,9 +152,11 @@ def test_each_part_augments_with_its_own_stream():
 
 
 def test_two_ranks_train_paper_as_one_process(suite):
+    """Five SGD steps agree to rounding; Adam's (see mpi_worker.train) within 1e-9."""
     assert suite["paper_float64"]["error"] <= 1e-12
     assert suite["paper_float64_batch_7"]["error"] <= 1e-12  # parts of 4 and 3 images
     assert suite["paper_float32"]["error"] <= 1e-5
+    assert suite["paper_float64_adam"]["error"] <= 1e-9
     assert all(run["same_bits_on_every_rank"] for run in suite.values() if "error" in run)
 
 
@@ -198,8 +200,13 @@ def test_a_failing_rank_stops_the_others(mpiexec, mode, said):
 
 
 def test_train_paper_on_two_ranks_like_one_process(mpiexec, tmp_path):
-    """examples/train_paper.py unchanged under mpiexec: the accuracy of one process, within a
-    point, and rank 0 alone writes (each rank in a folder of its own, as on two machines)."""
+    """examples/train_paper.py unchanged under mpiexec trains as one process does, and rank 0
+    alone writes (each rank in a folder of its own, as on two machines).
+
+    The two runs add the same gradients in other orders, and Adam makes rounding differences
+    grow (see mpi_worker.train): the first epoch's training loss agrees to 1%, and both runs
+    learn; the final accuracies on 80 test images may differ by more than a point. The suite
+    above holds the gradients of two ranks to those of one process (SGD, to rounding)."""
     script = os.path.join(ROOT, "examples", "train_paper.py")
     args = [script, "--per-class", "40", "--epochs", "2", "--image-size", "32", "--dropout", "0"]
     args += ["--lr", "3e-3", "--no-progress", "--out", "run"]  # learns in 2 epochs (36%)
@@ -216,8 +223,13 @@ def test_train_paper_on_two_ranks_like_one_process(mpiexec, tmp_path):
     assert two.returncode == 0, two.stdout + two.stderr
     results = [json.loads((f / "run" / "results.json").read_text()) for f in folders[:2]]
     accuracy = [r["metrics"]["accuracy"] for r in results]
-    assert abs(accuracy[0] - accuracy[1]) <= 0.01, accuracy
-    assert accuracy[1] > 0.15  # it learned: chance is 5%
+    first = [
+        (f / "run" / "history.csv").read_text().splitlines()[1].split(",") for f in folders[:2]
+    ]
+    assert first[0][0] == first[1][0] == "1"
+    loss = [float(row[1]) for row in first]  # train_loss of epoch 1
+    assert abs(loss[0] - loss[1]) <= 1e-2 * loss[0], loss
+    assert min(accuracy) > 0.15, accuracy  # both learned: chance is 5%
     assert sorted(os.listdir(folders[1] / "run")) == sorted(os.listdir(folders[0] / "run"))
     assert os.listdir(folders[2]) == []  # rank 1 wrote nothing, not even a folder
     assert two.stdout.count("settings: preset paper") == 1  # rank 0 alone prints

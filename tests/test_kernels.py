@@ -97,3 +97,81 @@ def test_stride1_shifted_im2col_and_col2im_match_reference(N, C, H, W, k, pad, d
     expected = naive.col2im(dcols[:, :, :, :W_out].reshape(C * k * k, -1), N, C, H, W, k, 1, pad)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(dx, expected, rtol=tol, atol=tol)
+
+
+WINOGRAD_CASES = [  # (N, C, H, W, pad): even, odd and non-square sizes, padding 0 to 2
+    (2, 3, 8, 8, 1),
+    (1, 2, 7, 5, 1),
+    (2, 2, 6, 9, 0),
+    (1, 3, 5, 6, 2),
+    (3, 1, 4, 4, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N, C, H, W, pad", WINOGRAD_CASES)
+def test_winograd_transforms_match_their_definitions(N, C, H, W, pad, dtype):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    H_out, W_out = H + 2 * pad - 2, W + 2 * pad - 2
+    th, tw = (H_out + 1) // 2, (W_out + 1) // 2
+    T = N * th * tw
+    rows = np.full((16, C * T + 3), np.nan, dtype=dtype)  # a gap between the 16 matrices
+    kernels.winograd.transform_input(x, pad, th, tw, rows)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    V = rows[:, : C * T].reshape(16, C, T)
+    np.testing.assert_allclose(V, naive.winograd_input(x, pad), rtol=tol, atol=tol)
+    assert np.isnan(rows[:, C * T :]).all()  # the gap is left alone
+    M = rng.standard_normal((16, 4, N * th * tw)).astype(dtype)
+    Y = np.full((4, N, H_out, W_out), np.nan, dtype=dtype)
+    kernels.winograd.transform_output(M.reshape(16, -1), th, tw, Y)
+    expected = naive.winograd_output(M, N, th, tw, H_out, W_out)
+    np.testing.assert_allclose(Y, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("N, C, H, W, pad", WINOGRAD_CASES)
+def test_winograd_adjoints_are_the_transposes_of_the_transforms(N, C, H, W, pad):
+    """<T(a), b> = <a, T*(b)> for random a, b: the backward kernels are exact gradients."""
+    rng = np.random.default_rng(6)
+    H_out, W_out = H + 2 * pad - 2, W + 2 * pad - 2
+    th, tw = (H_out + 1) // 2, (W_out + 1) // 2
+    x = rng.standard_normal((N, C, H, W))
+    dV = rng.standard_normal((16, C, N * th * tw))
+    V = kernels.winograd.transform_input(x, pad, th, tw, np.empty((16, dV[0].size)))
+    dx = kernels.winograd.transform_input_adjoint(
+        dV.reshape(16, -1), pad, th, tw, np.full_like(x, np.nan)
+    )
+    np.testing.assert_allclose(np.vdot(V, dV), np.vdot(x, dx), rtol=1e-12)
+    M = rng.standard_normal((16, 3, N * th * tw))
+    dY = rng.standard_normal((3, N, H_out, W_out))
+    Y = kernels.winograd.transform_output(M.reshape(16, -1), th, tw, np.empty_like(dY))
+    dM = kernels.winograd.transform_output_adjoint(dY, th, tw, np.full((16, M[0].size), np.nan))
+    np.testing.assert_allclose(np.vdot(Y, dY), np.vdot(M, dM), rtol=1e-12)
+
+
+def test_winograd_weight_transform_and_its_adjoint():
+    from minicnn.fast.winograd import transform_weights, transform_weights_adjoint
+
+    rng = np.random.default_rng(7)
+    W = rng.standard_normal((5, 3, 3, 3))
+    U = transform_weights(W.reshape(5, -1), 3)
+    np.testing.assert_allclose(U, naive.winograd_weights(W), rtol=1e-13, atol=1e-13)
+    S = rng.standard_normal(U.shape)
+    dW = transform_weights_adjoint(S)  # (F, C*9)
+    np.testing.assert_allclose(np.vdot(U, S), np.vdot(W.reshape(5, -1), dW), rtol=1e-12)
+
+
+@pytest.mark.parametrize("N, C, H, W, pad", WINOGRAD_CASES)
+def test_winograd_convolution_equals_the_direct_one(N, C, H, W, pad):
+    """The three steps together give naive.conv2d, in float64 to rounding."""
+    from minicnn.fast.winograd import transform_weights
+
+    rng = np.random.default_rng(8)
+    x, Wt = rng.standard_normal((N, C, H, W)), rng.standard_normal((4, C, 3, 3))
+    H_out, W_out = H + 2 * pad - 2, W + 2 * pad - 2
+    th, tw = (H_out + 1) // 2, (W_out + 1) // 2
+    V = kernels.winograd.transform_input(x, pad, th, tw, np.empty((16, C * N * th * tw)))
+    M = transform_weights(Wt.reshape(4, -1), C) @ V.reshape(16, C, -1)
+    Y = kernels.winograd.transform_output(M.reshape(16, -1), th, tw, np.empty((4, N, H_out, W_out)))
+    expected = naive.conv2d(x, Wt, np.zeros(4), 1, pad)
+    np.testing.assert_allclose(Y.transpose(1, 0, 2, 3), expected, rtol=1e-12, atol=1e-12)

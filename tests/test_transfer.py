@@ -10,6 +10,7 @@ import pytest
 
 import minicnn
 from minicnn.fast import conv as fast_conv
+from minicnn.fast import winograd
 from minicnn.gradcheck import rel_error
 from minicnn.transfer import fold_to_gray, transfer
 
@@ -234,7 +235,8 @@ def test_optimizers_skip_frozen_parameters(make):
 
 def test_backward_visits_no_layer_below_the_lowest_trainable(monkeypatch):
     """Reference engine: the frozen layers below are never called; fast engine: a frozen
-    conv that must pass a gradient down builds no im2col columns in backward."""
+    conv that must pass a gradient down builds no im2col columns (or Winograd transform of
+    its input) in backward."""
     model = source().freeze(upto=6)  # conv #0 and #3 frozen, conv #6 on trainable
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     dout = np.ones((2, 5), np.float32)
@@ -245,13 +247,20 @@ def test_backward_visits_no_layer_below_the_lowest_trainable(monkeypatch):
     assert called == []
     model = source().freeze(upto=6)
     columns = []
-    original = fast_conv.ChunkedConv._im2col
 
-    def counting(self, x, H_out, W_out):
-        columns.append(self.conv)
-        return original(self, x, H_out, W_out)
+    def counting(original):
+        def count(self, *args):
+            columns.append(self.conv)
+            return original(self, *args)
 
-    monkeypatch.setattr(fast_conv.ChunkedConv, "_im2col", counting)
+        return count
+
+    monkeypatch.setattr(fast_conv.ChunkedConv, "_im2col", counting(fast_conv.ChunkedConv._im2col))
+    monkeypatch.setattr(  # the input's transform: Winograd's columns
+        winograd.WinogradConv,
+        "_transform_input",
+        counting(winograd.WinogradConv._transform_input),
+    )
     model.fast = True
     model.forward(x, training=True)
     forward_columns, columns[:] = list(columns), []

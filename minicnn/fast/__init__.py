@@ -8,11 +8,13 @@ forward and backward instead. Everything here exists only for speed:
 | ConvBlock (blocks.py)  | Conv2D -> ReLU [-> MaxPool2D]         | fused epilogue, chunks   |
 | ConvBNBlock            | Conv2D(bias=False) -> BatchNorm2D ->  | BatchNorm folded (eval), |
 |   (batchnorm.py)       |   ReLU [-> MaxPool2D]                 | fused statistics (train) |
-| FastConv (conv.py)     | Conv2D                                | chunked im2col, threads  |
+| FastConv (blocks.py)   | Conv2D                                | chunks, threads          |
 | FastMaxPool (pool.py)  | MaxPool2D                             | threads                  |
 | any other layer        | itself (its own forward and backward) |                          |
 
-Chunking keeps each im2col buffer in cache; threads.py cuts the batch into one slice per
+Every convolution runs chunk by chunk: as im2col and one matrix product (conv.py), or for
+3x3 stride-1 kernels as Winograd F(2x2, 3x3) (winograd.py; conv_matmul chooses). Chunking
+keeps each chunk's buffers in cache; threads.py cuts the batch into one slice per
 thread; per-thread scratch buffers are reused from call to call. A step owns all the state
 its backward needs; the layers it reads keep nothing for it (their `cache` is cleared).
 tests/test_fast.py holds every output and gradient of every step to the reference layers:
@@ -23,8 +25,7 @@ boundaries inside the batch, at 1 and 2 threads, and over Adam steps of both pap
 from ..layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU
 from . import threads
 from .batchnorm import ConvBNBlock
-from .blocks import ConvBlock
-from .conv import FastConv
+from .blocks import ConvBlock, FastConv
 from .pool import FastMaxPool
 
 __all__ = ["ConvBNBlock", "ConvBlock", "FastConv", "FastMaxPool", "plan", "threads"]

@@ -30,7 +30,7 @@ from .._kernels import kernels
 from ..layers.base import ShapeError, expect_ndim, output_shapes
 from . import threads
 from .blocks import relu_pool_backward, relu_pool_forward
-from .conv import ChunkedConv
+from .winograd import conv_matmul
 
 
 class ConvBNBlock:
@@ -43,7 +43,6 @@ class ConvBNBlock:
     def __init__(self, conv, bn, relu, pool=None):
         self.conv, self.bn, self.relu, self.pool = conv, bn, relu, pool
         self.layers = [conv, bn, relu] + ([pool] if pool is not None else [])
-        self.matmul = ChunkedConv(conv)
 
     def parameters(self):
         return self.conv.parameters() + self.bn.parameters()
@@ -54,6 +53,7 @@ class ConvBNBlock:
         out = np.empty((len(x), *shapes[-1]), dtype=x.dtype)
         self._argmax = np.empty(out.shape, np.int32) if self.pool is not None else None
         self._out, self._training = out, training
+        self.matmul = conv_matmul(self.conv, x.shape)  # im2col or Winograd, for this shape
         if training:
             self._forward_training(x, out, shapes[0])
         else:

@@ -1,4 +1,5 @@
-"""Conv2D -> ReLU [-> MaxPool2D] as one step: the fast engine's fused block.
+"""Conv2D -> ReLU [-> MaxPool2D] as one step: the fast engine's fused block (and FastConv,
+a Conv2D alone).
 
 A fused block computes exactly the composition it replaces,
 
@@ -15,7 +16,8 @@ import numpy as np
 
 from .._kernels import kernels
 from ..layers.base import expect_ndim, output_shapes
-from .conv import ChunkedConv, bias_of, set_bias_grad
+from .conv import bias_of, set_bias_grad
+from .winograd import conv_matmul
 
 
 def relu_pool_forward(pool, Y, W, scale, shift, out, argmax):
@@ -49,7 +51,6 @@ class ConvBlock:
     def __init__(self, conv, relu, pool=None):
         self.conv, self.relu, self.pool = conv, relu, pool
         self.layers = [conv, relu] + ([pool] if pool is not None else [])
-        self.matmul = ChunkedConv(conv)
 
     def parameters(self):
         return self.conv.parameters()
@@ -65,6 +66,7 @@ class ConvBlock:
             a = am[n0:n1] if am is not None else None
             relu_pool_forward(self.pool, Y4, W_out, ones, b, out[n0:n1], a)
 
+        self.matmul = conv_matmul(self.conv, x.shape)  # im2col or Winograd, for this shape
         self.matmul.forward(x, epilogue)  # each chunk of images goes through epilogue
         self._out = out
         return out
@@ -82,3 +84,37 @@ class ConvBlock:
         dx = self.matmul.backward(fill_dY, input_grad)
         set_bias_grad(self.conv, db_partial)
         return dx
+
+
+class FastConv:
+    """Conv2D alone (not followed by ReLU): = Conv2D.forward / backward, chunked.
+
+    Shape: x (N, C, H, W) -> out (N, F, H_out, W_out).
+    """
+
+    def __init__(self, conv):
+        self.layers = [conv]
+        self.conv = conv
+
+    def parameters(self):
+        return self.conv.parameters()
+
+    def forward(self, x, training=False):
+        b = bias_of(self.conv, x.dtype)[:, None, None]  # (F, 1, 1)
+        out = np.empty((len(x), *self.conv.output_shape(x.shape[1:])), dtype=x.dtype)
+
+        def epilogue(n0, n1, Y4, W_out):  # out = Y + b, as (n, F, H', W')
+            np.add(Y4[..., :W_out].transpose(1, 0, 2, 3), b, out=out[n0:n1])
+
+        self.matmul = conv_matmul(self.conv, x.shape)
+        self.matmul.forward(x, epilogue)
+        return out
+
+    def backward(self, dout, input_grad=True):
+        def fill_dY(n0, n1, dY4, W_out):
+            dY4[..., W_out:] = 0  # the unused columns of the stride-1 layout
+            dY4[..., :W_out] = dout[n0:n1].transpose(1, 0, 2, 3)
+
+        if self.conv.b is not None and self.conv.b.trainable:
+            self.conv.b.grad = dout.sum(axis=(0, 2, 3)).astype(self.conv.b.data.dtype)
+        return self.matmul.backward(fill_dY, input_grad)

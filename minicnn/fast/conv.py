@@ -34,9 +34,9 @@ class ChunkedConv:
     def __init__(self, conv):
         self.conv = conv
 
-    def _chunk(self, C, hw):
-        """Images per chunk, so that one chunk's cols (C*k*k, n*hw) stays in cache."""
-        return max(1, CHUNK_FLOATS // (C * self.conv.kernel_size**2 * hw))
+    def _chunk(self, C, H_out, W_out):
+        """Images per chunk, so that one chunk's cols (C*k*k, n*H_out*W_out) stays in cache."""
+        return max(1, CHUNK_FLOATS // (C * self.conv.kernel_size**2 * H_out * W_out))
 
     def row_width(self, W, W_out):
         """Wr, the width of an output row in cols: W_out, or for stride 1 the padded width."""
@@ -68,16 +68,14 @@ class ChunkedConv:
         F, H_out, W_out = conv.output_shape((C, H, W))
         x = np.ascontiguousarray(x)
         self._x, self._out_shape = x, (F, H_out, W_out)
-        per = self._chunk(C, H_out * W_out)
-        W2 = self._weights(W2, x.dtype)  # (F, C*k*k)
+        per = self._chunk(C, H_out, W_out)
+        weights = self._prepare(self._weights(W2, x.dtype))
 
         def work(a, b):  # images a..b-1 only: their columns of Y, their rows of out
             for n0 in range(a, b, per):
                 n1 = min(n0 + per, b)
-                cols, Wr = self._im2col(x[n0:n1], H_out, W_out)  # (C*k*k, n*H'*Wr)
-                Y = threads.scratch("Y", (F, cols.shape[1]), x.dtype)
-                np.matmul(W2, cols, out=Y)  # (F, n*H'*Wr)
-                epilogue(n0, n1, Y.reshape(F, n1 - n0, H_out, Wr), W_out)
+                Y4 = self._forward_chunk(x[n0:n1], weights, H_out, W_out)
+                epilogue(n0, n1, Y4, W_out)
 
         threads.parallel_for(work, N)
         return self._out_shape
@@ -86,6 +84,18 @@ class ChunkedConv:
         if W2 is None:
             W2 = self.conv.W.data.reshape(self.conv.out_channels, -1)
         return W2.astype(dtype, copy=False)
+
+    def _prepare(self, W2):
+        """The weights as the chunks use them: here W2 (F, C*k*k) itself."""
+        return W2
+
+    def _forward_chunk(self, x, W2, H_out, W_out):
+        """Y4 (F, n, H_out, Wr) = W2 @ cols of a chunk x (n, C, H, W), in a scratch buffer."""
+        F, n = W2.shape[0], len(x)
+        cols, Wr = self._im2col(x, H_out, W_out)  # (C*k*k, n*H'*Wr)
+        Y = threads.scratch("Y", (F, cols.shape[1]), x.dtype)
+        np.matmul(W2, cols, out=Y)  # (F, n*H'*Wr)
+        return Y.reshape(F, n, H_out, Wr)
 
     def backward(self, fill_dY, input_grad=True, W2=None, weight_grad=None):
         """Set W.grad and return dx (N, C, H, W) (None unless input_grad); bias not included.
@@ -103,41 +113,56 @@ class ChunkedConv:
         """
         conv, x = self.conv, self._x
         N, C, H, W = x.shape
-        k, s, p = conv.kernel_size, conv.stride, conv.pad
         F, H_out, W_out = self._out_shape
-        per = self._chunk(C, H_out * W_out)
-        W2 = self._weights(W2, x.dtype)  # (F, C*k*k), the forward's
+        per = self._chunk(C, H_out, W_out)
+        weights = self._prepare(self._weights(W2, x.dtype))
         dx = np.empty(x.shape, dtype=x.dtype) if input_grad else None
         weight_grad = conv.W.trainable if weight_grad is None else weight_grad
         Wr = self.row_width(W, W_out)
         partial = {}
 
         def work(a, b):
-            dWT = np.zeros(W2.T.shape, dtype=x.dtype) if weight_grad else None  # (C*k*k, F)
+            dW_sum = None
             for n0 in range(a, b, per):
                 n1 = min(n0 + per, b)
-                dY = threads.scratch("dY", (F, (n1 - n0) * H_out * Wr), x.dtype)
-                fill_dY(n0, n1, dY.reshape(F, n1 - n0, H_out, Wr), W_out)
-                if weight_grad:  # only dW needs the chunk's cols
-                    cols, _ = self._im2col(x[n0:n1], H_out, W_out)  # (C*k*k, n*H'*Wr)
-                    dWT += cols @ dY.T
-                if input_grad:
-                    dcols = threads.scratch("dcols", (W2.shape[1], dY.shape[1]), x.dtype)
-                    np.matmul(W2.T, dY, out=dcols)  # (C*k*k, n*H'*Wr)
-                    if Wr != W_out:
-                        kernels.im2col.col2im_s1(dcols, k, k, p, H_out, dx[n0:n1])
-                    else:
-                        kernels.im2col.col2im(dcols, k, k, s, p, dx[n0:n1])
-            partial[a] = dWT
+                dY = threads.scratch("dY", (F, n1 - n0, H_out, Wr), x.dtype)
+                fill_dY(n0, n1, dY, W_out)
+                dx_chunk = dx[n0:n1] if input_grad else None
+                dW_sum = self._backward_chunk(x[n0:n1], dY, weights, weight_grad, dW_sum, dx_chunk)
+            partial[a] = dW_sum
 
         threads.parallel_for(work, N)
         self.dW = None
         if weight_grad:
-            dW = sum(partial[a] for a in sorted(partial)).T  # (F, C*k*k)
+            dW = self._weight_grad(sum(partial[a] for a in sorted(partial)))
             self.dW = dW.reshape(conv.W.data.shape).astype(conv.W.data.dtype, copy=False)
             if conv.W.trainable:
                 conv.W.grad = self.dW
         return dx
+
+    def _backward_chunk(self, x, dY4, W2, weight_grad, dWT, dx):
+        """One chunk's share: returns dWT (C*k*k, F) + cols @ dY.T, and writes dx (n, C, H, W).
+
+        dWT is None for the first chunk; dx is None when no input gradient is wanted.
+        """
+        k, s, p = self.conv.kernel_size, self.conv.stride, self.conv.pad
+        H_out, Wr = dY4.shape[2], dY4.shape[3]
+        dY = dY4.reshape(len(dY4), -1)  # (F, n*H'*Wr)
+        if weight_grad:  # only dW needs the chunk's cols
+            cols, _ = self._im2col(x, H_out, self._out_shape[2])  # (C*k*k, n*H'*Wr)
+            dWT = cols @ dY.T if dWT is None else dWT + cols @ dY.T
+        if dx is not None:
+            dcols = threads.scratch("dcols", (W2.shape[1], dY.shape[1]), x.dtype)
+            np.matmul(W2.T, dY, out=dcols)  # (C*k*k, n*H'*Wr)
+            if Wr != self._out_shape[2]:
+                kernels.im2col.col2im_s1(dcols, k, k, p, H_out, dx)
+            else:
+                kernels.im2col.col2im(dcols, k, k, s, p, dx)
+        return dWT
+
+    def _weight_grad(self, dWT):
+        """dW (F, C*k*k) from the summed chunk results."""
+        return dWT.T
 
 
 def bias_of(conv, dtype):
@@ -152,37 +177,3 @@ def set_bias_grad(conv, db_partial):
     or with a frozen one."""
     if conv.b is not None and conv.b.trainable:
         conv.b.grad = db_partial.sum(axis=0).astype(conv.b.data.dtype, copy=False)
-
-
-class FastConv:
-    """Conv2D alone (not followed by ReLU): = Conv2D.forward / backward, chunked.
-
-    Shape: x (N, C, H, W) -> out (N, F, H_out, W_out).
-    """
-
-    def __init__(self, conv):
-        self.layers = [conv]
-        self.conv = conv
-        self.matmul = ChunkedConv(conv)
-
-    def parameters(self):
-        return self.conv.parameters()
-
-    def forward(self, x, training=False):
-        b = bias_of(self.conv, x.dtype)[:, None, None]  # (F, 1, 1)
-        out = np.empty((len(x), *self.conv.output_shape(x.shape[1:])), dtype=x.dtype)
-
-        def epilogue(n0, n1, Y4, W_out):  # out = Y + b, as (n, F, H', W')
-            np.add(Y4[..., :W_out].transpose(1, 0, 2, 3), b, out=out[n0:n1])
-
-        self.matmul.forward(x, epilogue)
-        return out
-
-    def backward(self, dout, input_grad=True):
-        def fill_dY(n0, n1, dY4, W_out):
-            dY4[..., W_out:] = 0  # the unused columns of the stride-1 layout
-            dY4[..., :W_out] = dout[n0:n1].transpose(1, 0, 2, 3)
-
-        if self.conv.b is not None and self.conv.b.trainable:
-            self.conv.b.grad = dout.sum(axis=(0, 2, 3)).astype(self.conv.b.data.dtype)
-        return self.matmul.backward(fill_dY, input_grad)

@@ -65,22 +65,28 @@ def dgamma_sums(dZ, Y, W, mean, std, dgamma):
 
 
 @jit
-def batchnorm_backward(dZ, Y, W, mean, std, gamma, dbeta, dgamma, m):
-    """In place: dZ, the gradient w.r.t. BatchNorm's output, becomes the gradient w.r.t. Y.
+def batchnorm_backward(dZ, Y, n0, W, mean, std, gamma, dbeta, dgamma, m, dY):
+    """dY, the gradient w.r.t. Y of images n0 .. n0+n-1, from dZ, the gradient w.r.t.
+    BatchNorm's output.
 
-    dZ, Y: (F, N, H, Wr), zeros in dZ's columns >= W stay zero; mean, std, gamma, dbeta
-    (= sum of dZ per channel), dgamma (= dgamma_sums): (F,); m values per channel (N*H*W,
-    or the global batch's count when the statistics are synced across ranks):
+    dZ, Y: (F, N, H, Wr), the whole batch; dY: (F, n, H, Wr), those n images (fast/
+    batchnorm.py passes one chunk at a time, and dY is the chunk's buffer; whole arrays and
+    an offset rather than slices, which would not be contiguous and would not vectorise);
+    dY's columns >= W get 0. mean, std, gamma,
+    dbeta (= sum of dZ per channel), dgamma (= dgamma_sums): (F,); m values per channel in
+    the whole batch (N*H*W, or the global batch's count when the statistics are synced):
         dY = gamma / std * (dZ - (dbeta + xhat * dgamma) / m),  xhat = (Y - mean) / std
     """
-    F, N, H = dZ.shape[0], dZ.shape[1], dZ.shape[2]
+    F, N, H, Wr = dY.shape
     for f in range(F):
         mu, s = mean[f], std[f]
         k, db, dg = gamma[f] / s, dbeta[f], dgamma[f]
         for n in range(N):
             for h in range(H):
-                g, y = dZ[f, n, h], Y[f, n, h]
+                g, y, out = dZ[f, n0 + n, h], Y[f, n0 + n, h], dY[f, n, h]
                 for w in range(W):
                     xhat = (y[w] - mu) / s
-                    g[w] = k * (g[w] - (db + xhat * dg) / m)
-    return dZ
+                    out[w] = k * (g[w] - (db + xhat * dg) / m)
+                for w in range(W, Wr):
+                    out[w] = 0
+    return dY

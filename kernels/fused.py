@@ -5,6 +5,8 @@ with rows Wr >= W wide, of which only the first W columns are the output (a stri
 convolution computes its rows at the padded width; see kernels/im2col.py: im2col_s1). Y is
 passed whole and contiguous, with W, rather than as the strided view Y[..., :W]: then
 LLVM knows each row is contiguous and vectorises the loops (measured up to 3x faster).
+For the same reason a slice of the batch is given as an offset, not a view: images
+n0 .. n0+n-1 of Y (or dY) go with the n images of out, dout and argmax.
 
 These kernels compute z = Y * scale[f] + shift[f] per channel, apply ReLU, pool, and write
 the result in NCHW, in one pass, instead of three passes and a transpose. For a convolution
@@ -20,15 +22,15 @@ from .jit import jit
 
 
 @jit
-def bias_relu_pool_forward(Y, W, scale, shift, pool, stride, out, argmax):
-    """out[n, f] = maxpool(relu(Y[f, n, :, :W] * scale[f] + shift[f])); argmax of each max.
+def bias_relu_pool_forward(Y, n0, W, scale, shift, pool, stride, out, argmax):
+    """out[n, f] = maxpool(relu(Y[f, n0 + n, :, :W] * scale[f] + shift[f])), argmax of each.
 
     Y: (F, N, H, Wr); scale, shift: (F,); out, argmax: (N, F, H_out, W_out); argmax is the
     flat h*W + w of the maximum, ties going to the first. z is computed before comparing,
     so the values compared are the ones MaxPool2D sees (rounding and all), and
     relu(max(v)) = max(relu(v)) lets ReLU come once, after the max.
     """
-    F, N = Y.shape[0], Y.shape[1]
+    F, N = Y.shape[0], out.shape[0]
     out_h, out_w = out.shape[2], out.shape[3]
     zero = out.dtype.type(0)  # a bare 0 would make the select float64
     for nf in range(N * F):
@@ -39,11 +41,11 @@ def bias_relu_pool_forward(Y, W, scale, shift, pool, stride, out, argmax):
             for ow in range(out_w):
                 h0 = oh * stride
                 w0 = ow * stride
-                best = Y[f, n, h0, w0] * sf + bf
+                best = Y[f, n0 + n, h0, w0] * sf + bf
                 best_i = h0 * W + w0
                 for i in range(pool):
                     for j in range(pool):
-                        v = Y[f, n, h0 + i, w0 + j] * sf + bf
+                        v = Y[f, n0 + n, h0 + i, w0 + j] * sf + bf
                         if v > best:
                             best = v
                             best_i = (h0 + i) * W + w0 + j
@@ -53,14 +55,14 @@ def bias_relu_pool_forward(Y, W, scale, shift, pool, stride, out, argmax):
 
 
 @jit
-def bias_relu_pool2_forward(Y, W, scale, shift, out, argmax):
+def bias_relu_pool2_forward(Y, n0, W, scale, shift, out, argmax):
     """bias_relu_pool_forward for the common 2x2 window with stride 2, unrolled.
 
     Same result, ties included (the first maximum in reading order wins); the four values
     of a window are compared without a loop, which LLVM turns into selects: measured 2-3x
     faster than the general kernel.
     """
-    F, N = Y.shape[0], Y.shape[1]
+    F, N = Y.shape[0], out.shape[0]
     out_h, out_w = out.shape[2], out.shape[3]
     zero = out.dtype.type(0)  # a bare 0 would make the select float64
     for n in range(N):
@@ -68,7 +70,7 @@ def bias_relu_pool2_forward(Y, W, scale, shift, out, argmax):
             sf, bf = scale[f], shift[f]
             for oh in range(out_h):
                 h0 = 2 * oh
-                top, bottom = Y[f, n, h0], Y[f, n, h0 + 1]
+                top, bottom = Y[f, n0 + n, h0], Y[f, n0 + n, h0 + 1]
                 o, am = out[n, f, oh], argmax[n, f, oh]
                 for ow in range(out_w):
                     w0 = 2 * ow
@@ -86,7 +88,7 @@ def bias_relu_pool2_forward(Y, W, scale, shift, out, argmax):
 
 
 @jit
-def bias_relu_pool_backward(dout, out, argmax, W, dY, db_partial):
+def bias_relu_pool_backward(dout, out, argmax, W, dY, n0, db_partial):
     """dY (F, N, H, Wr) = gradient through pool and ReLU; db_partial (N, F) per-image sums.
 
     dout, out, argmax: (N, F, H_out, W_out). Each (n, f) plane of dY is zeroed, then every
@@ -94,7 +96,7 @@ def bias_relu_pool_backward(dout, out, argmax, W, dY, db_partial):
     windows add up). Image n writes only dY[:, n]: slices of the batch can run on separate
     threads without a race.
     """
-    F, N, H, Wr = dY.shape
+    F, H, Wr, N = dY.shape[0], dY.shape[2], dY.shape[3], dout.shape[0]
     out_h, out_w = dout.shape[2], dout.shape[3]
     zero = dY.dtype.type(0)
     for nf in range(N * F):
@@ -102,28 +104,28 @@ def bias_relu_pool_backward(dout, out, argmax, W, dY, db_partial):
         f = nf % F
         for h in range(H):
             for w in range(Wr):
-                dY[f, n, h, w] = 0
+                dY[f, n0 + n, h, w] = 0
         acc = zero
         for oh in range(out_h):
             for ow in range(out_w):
                 if out[n, f, oh, ow] > 0:
                     k = argmax[n, f, oh, ow]
                     g = dout[n, f, oh, ow]
-                    dY[f, n, k // W, k % W] += g
+                    dY[f, n0 + n, k // W, k % W] += g
                     acc += g
         db_partial[n, f] = acc
     return dY
 
 
 @jit
-def bias_relu_pool2_backward(dout, out, argmax, W, dY, db_partial):
+def bias_relu_pool2_backward(dout, out, argmax, W, dY, n0, db_partial):
     """bias_relu_pool_backward for 2x2 windows with stride 2, which do not overlap.
 
     Every element of dY lies in at most one window, so each window's four values are
     written directly (the gradient at its argmax, 0 elsewhere) with no zeroing pass; the
     rows and columns that the floor rule dropped (and columns >= W) get 0.
     """
-    F, N, H, Wr = dY.shape
+    F, H, Wr, N = dY.shape[0], dY.shape[2], dY.shape[3], dout.shape[0]
     out_h, out_w = dout.shape[2], dout.shape[3]
     zero = dY.dtype.type(0)
     for n in range(N):
@@ -131,7 +133,7 @@ def bias_relu_pool2_backward(dout, out, argmax, W, dY, db_partial):
             acc = zero
             for oh in range(out_h):
                 h0 = 2 * oh
-                top, bottom = dY[f, n, h0], dY[f, n, h0 + 1]
+                top, bottom = dY[f, n0 + n, h0], dY[f, n0 + n, h0 + 1]
                 g_row, o_row, a_row = dout[n, f, oh], out[n, f, oh], argmax[n, f, oh]
                 base = h0 * W
                 for ow in range(out_w):
@@ -148,24 +150,24 @@ def bias_relu_pool2_backward(dout, out, argmax, W, dY, db_partial):
                     bottom[w] = 0
             for h in range(2 * out_h, H):
                 for w in range(Wr):
-                    dY[f, n, h, w] = 0
+                    dY[f, n0 + n, h, w] = 0
             db_partial[n, f] = acc
     return dY
 
 
 @jit
-def bias_relu_forward(Y, W, scale, shift, out):
-    """out[n, f] = relu(Y[f, n, :, :W] * scale[f] + shift[f]).
+def bias_relu_forward(Y, n0, W, scale, shift, out):
+    """out[n, f] = relu(Y[f, n0 + n, :, :W] * scale[f] + shift[f]).
 
     Y: (F, N, H, Wr); scale, shift: (F,); out: (N, F, H, W).
     """
-    F, N, H = Y.shape[0], Y.shape[1], Y.shape[2]
+    F, N, H = Y.shape[0], out.shape[0], Y.shape[2]
     zero = out.dtype.type(0)
     for n in range(N):
         for f in range(F):
             sf, bf = scale[f], shift[f]
             for h in range(H):
-                y, o = Y[f, n, h], out[n, f, h]
+                y, o = Y[f, n0 + n, h], out[n, f, h]
                 for w in range(W):
                     v = y[w] * sf + bf
                     o[w] = v if v > 0 else zero
@@ -173,18 +175,18 @@ def bias_relu_forward(Y, W, scale, shift, out):
 
 
 @jit
-def bias_relu_backward(dout, out, W, dY, db_partial):
-    """dY[f, n, :, :W] = dout[n, f] where out > 0, else 0 (and 0 in columns >= W).
+def bias_relu_backward(dout, out, W, dY, n0, db_partial):
+    """dY[f, n0 + n, :, :W] = dout[n, f] where out > 0, else 0 (and 0 in columns >= W).
 
     db_partial (N, F): per-image sums of the gradient, the shift's (bias's) gradient pieces.
     """
-    F, N, H, Wr = dY.shape
+    F, H, Wr, N = dY.shape[0], dY.shape[2], dY.shape[3], dout.shape[0]
     zero = dY.dtype.type(0)
     for n in range(N):
         for f in range(F):
             acc = zero
             for h in range(H):
-                g_row, o_row, d = dout[n, f, h], out[n, f, h], dY[f, n, h]
+                g_row, o_row, d = dout[n, f, h], out[n, f, h], dY[f, n0 + n, h]
                 for w in range(W):
                     g = g_row[w] if o_row[w] > 0 else zero
                     d[w] = g

@@ -85,27 +85,30 @@ def transform_input(x, pad, th, tw, V):
 def transform_output(M, th, tw, Y):
     """Y (F, N, H_out, W_out): A^T m A of every tile's 4x4 m; M (16, S) holds (F, T) per row.
 
-    Per row of tiles: s = A^T m for every tile (two rows of four), then the two output rows
-    s A, built in a row buffer 2*tw wide and copied to Y cropped (odd sizes crop the last
-    tile's row or column).
+    Per tile: s = A^T m (two rows of four), then the tile's 2x2 outputs s A, written into
+    the row of tiles' two output rows (a buffer 2*tw wide), which are copied to Y cropped:
+    odd sizes crop the last tile's row or column.
     """
     F, N, H_out, W_out = Y.shape
     T = N * th * tw
     row = np.empty((2, 2 * tw), dtype=M.dtype)
-    s = np.empty((2, 4, tw), dtype=M.dtype)
+    m0, m1, m2, m3, m4, m5, m6, m7 = M[0], M[1], M[2], M[3], M[4], M[5], M[6], M[7]
+    m8, m9, m10, m11, m12, m13, m14, m15 = M[8], M[9], M[10], M[11], M[12], M[13], M[14], M[15]
     for f in range(F):
         for n in range(N):
             for ty in range(th):
                 t0 = f * T + (n * th + ty) * tw
-                for j in range(4):  # s = A^T m (rows)
-                    for tx in range(tw):
-                        m1, m2 = M[4 + j, t0 + tx], M[8 + j, t0 + tx]
-                        s[0, j, tx] = M[j, t0 + tx] + m1 + m2
-                        s[1, j, tx] = m1 - m2 - M[12 + j, t0 + tx]
-                for i in range(2):  # y = s A (columns)
-                    for tx in range(tw):
-                        row[i, 2 * tx] = s[i, 0, tx] + s[i, 1, tx] + s[i, 2, tx]
-                        row[i, 2 * tx + 1] = s[i, 1, tx] - s[i, 2, tx] - s[i, 3, tx]
+                for tx in range(tw):
+                    t = t0 + tx  # s = A^T m: rows m0-3 + m4-7 + m8-11, and m4-7 - m8-11 - m12-15
+                    s00, s01 = m0[t] + m4[t] + m8[t], m1[t] + m5[t] + m9[t]
+                    s02, s03 = m2[t] + m6[t] + m10[t], m3[t] + m7[t] + m11[t]
+                    s10, s11 = m4[t] - m8[t] - m12[t], m5[t] - m9[t] - m13[t]
+                    s12, s13 = m6[t] - m10[t] - m14[t], m7[t] - m11[t] - m15[t]
+                    row[0, 2 * tx] = s00 + s01 + s02  # y = s A
+                    row[0, 2 * tx + 1] = s01 - s02 - s03
+                    row[1, 2 * tx] = s10 + s11 + s12
+                    row[1, 2 * tx + 1] = s11 - s12 - s13
+                for i in range(2):
                     oh = 2 * ty + i
                     if oh < H_out:
                         for w in range(W_out):
@@ -149,40 +152,44 @@ def transform_input_adjoint(dV, pad, th, tw, dx):
     """dx (N, C, H, W) = the sum over tiles of B dv B^T, each added where its patch was read.
 
     The gradient of transform_input(): dV (16, S) holds (C, T) per row. Patches overlap by
-    two pixels, so each plane is accumulated in a padded zero plane first and its interior
-    copied to dx.
-    Per row of tiles: e = dv B^T of every tile, added across the row of tiles into four
-    rows E (tile tx writes columns 2tx .. 2tx+3); then the plane rows 2ty .. 2ty+3 += B E.
+    two pixels (tile tx covers plane columns 2tx .. 2tx+3), so each plane is accumulated in
+    a padded zero plane first and its interior copied to dx. The plane is kept with its even
+    and odd columns apart (column 2u + k at P[k, :, u]), so that every loop is unit-stride:
+    per row of tiles, e = dv B^T of every tile goes to A[j, i, u], j its column in the tile
+    (at u = tx for j < 2, u = tx + 1 for j >= 2), then the plane's four rows += B (A[k] +
+    A[k + 2]) for both parities k.
     """
     N, C, H, W = dx.shape
-    T, Wp = N * th * tw, 2 * tw + 2
-    plane = np.empty((2 * th + 2, Wp), dtype=dx.dtype)
-    E = np.empty((4, Wp), dtype=dx.dtype)
+    T, U = N * th * tw, tw + 1
+    P = np.empty((2, 2 * th + 2, U), dtype=dx.dtype)
+    A = np.zeros((4, 4, U), dtype=dx.dtype)  # A[0:2, :, tw] and A[2:4, :, 0] stay 0
     for n in range(N):
         for c in range(C):
-            plane[:] = 0
+            P[:] = 0
             for ty in range(th):
                 t0 = c * T + (n * th + ty) * tw
-                E[:] = 0
-                for i in range(4):  # E[i] = the rows i of every tile's dv B^T, overlapped
-                    v0, v1, v2, v3 = (
-                        dV[4 * i],
-                        dV[4 * i + 1],
-                        dV[4 * i + 2],
-                        dV[4 * i + 3],
-                    )
-                    for tx in range(tw):  # columns 0 and 1 of tile tx
-                        E[i, 2 * tx] += v0[t0 + tx]
-                        E[i, 2 * tx + 1] += v1[t0 + tx] - v2[t0 + tx] + v3[t0 + tx]
-                    for tx in range(tw):  # columns 2 and 3 of tile tx
-                        E[i, 2 * tx + 2] += v1[t0 + tx] + v2[t0 + tx] - v0[t0 + tx]
-                        E[i, 2 * tx + 3] -= v3[t0 + tx]
-                for w in range(Wp):  # B E (rows), added into plane rows 2ty .. 2ty+3
-                    plane[2 * ty, w] += E[0, w]
-                    plane[2 * ty + 1, w] += E[1, w] - E[2, w] + E[3, w]
-                    plane[2 * ty + 2, w] += E[1, w] + E[2, w] - E[0, w]
-                    plane[2 * ty + 3, w] -= E[3, w]
+                for i in range(4):  # e = dv B^T, row i of every tile
+                    for tx in range(tw):
+                        t = t0 + tx
+                        v0, v1 = dV[4 * i, t], dV[4 * i + 1, t]
+                        v2, v3 = dV[4 * i + 2, t], dV[4 * i + 3, t]
+                        A[0, i, tx] = v0
+                        A[1, i, tx] = v1 - v2 + v3
+                        A[2, i, tx + 1] = v1 + v2 - v0
+                        A[3, i, tx + 1] = -v3
+                h0 = 2 * ty
+                for k in range(2):  # B e, added into plane rows 2ty .. 2ty+3
+                    for u in range(U):
+                        g0 = A[k, 0, u] + A[k + 2, 0, u]
+                        g1 = A[k, 1, u] + A[k + 2, 1, u]
+                        g2 = A[k, 2, u] + A[k + 2, 2, u]
+                        g3 = A[k, 3, u] + A[k + 2, 3, u]
+                        P[k, h0, u] += g0
+                        P[k, h0 + 1, u] += g1 - g2 + g3
+                        P[k, h0 + 2, u] += g1 + g2 - g0
+                        P[k, h0 + 3, u] -= g3
             for h in range(H):
                 for w in range(W):
-                    dx[n, c, h, w] = plane[h + pad, w + pad]
+                    col = w + pad
+                    dx[n, c, h, w] = P[col & 1, h + pad, col >> 1]
     return dx

@@ -38,11 +38,11 @@ def test_bias_relu_pool_kernels_match_reference(shape, pool, stride, dtype, extr
     ref_out, ref_backward = naive.maxpool(z, pool, stride)
     out = np.empty(ref_out.shape, dtype=dtype)
     argmax = np.empty(out.shape, dtype=np.int32)
-    kernels.fused.bias_relu_pool_forward(Yr, W, ones, b, pool, stride, out, argmax)
+    kernels.fused.bias_relu_pool_forward(Yr, 0, W, ones, b, pool, stride, out, argmax)
     np.testing.assert_array_equal(out, ref_out.astype(dtype))
     if pool == stride == 2:
         out2, argmax2 = np.empty_like(out), np.empty_like(argmax)
-        kernels.fused.bias_relu_pool2_forward(Yr, W, ones, b, out2, argmax2)
+        kernels.fused.bias_relu_pool2_forward(Yr, 0, W, ones, b, out2, argmax2)
         np.testing.assert_array_equal(out2, out)
         np.testing.assert_array_equal(argmax2, argmax)
     dout = rng.standard_normal(out.shape).astype(dtype)
@@ -50,13 +50,13 @@ def test_bias_relu_pool_kernels_match_reference(shape, pool, stride, dtype, extr
     expected = padded(dz.transpose(1, 0, 2, 3), extra, 0)  # zeros in the unused columns
     dY = np.full(Yr.shape, np.nan, dtype=dtype)
     db = np.empty((N, F), dtype=dtype)
-    kernels.fused.bias_relu_pool_backward(dout, out, argmax, W, dY, db)
+    kernels.fused.bias_relu_pool_backward(dout, out, argmax, W, dY, 0, db)
     np.testing.assert_allclose(dY, expected, rtol=1e-6)
     np.testing.assert_allclose(db.sum(0), dz.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
     if pool == stride == 2:
         dY2 = np.full(Yr.shape, np.nan, dtype=dtype)
         db2 = np.empty((N, F), dtype=dtype)
-        kernels.fused.bias_relu_pool2_backward(dout, out, argmax, W, dY2, db2)
+        kernels.fused.bias_relu_pool2_backward(dout, out, argmax, W, dY2, 0, db2)
         np.testing.assert_array_equal(dY2, dY)
         np.testing.assert_allclose(db2, db, rtol=1e-6)
 
@@ -69,15 +69,53 @@ def test_bias_relu_kernels_match_reference(dtype, extra):
     b = rng.standard_normal(3).astype(dtype)
     z = Y.transpose(1, 0, 2, 3) + b[:, None, None]
     out = np.empty(z.shape, dtype=dtype)
-    kernels.fused.bias_relu_forward(padded(Y, extra, np.nan), 4, np.ones(3, dtype), b, out)
+    kernels.fused.bias_relu_forward(padded(Y, extra, np.nan), 0, 4, np.ones(3, dtype), b, out)
     np.testing.assert_array_equal(out, np.maximum(z, 0))
     dout = rng.standard_normal(z.shape).astype(dtype)
     dY = np.full((3, 2, 5, 4 + extra), np.nan, dtype=dtype)
     db = np.empty((2, 3), dtype=dtype)
-    kernels.fused.bias_relu_backward(dout, out, 4, dY, db)
+    kernels.fused.bias_relu_backward(dout, out, 4, dY, 0, db)
     expected = padded((dout * (z > 0)).transpose(1, 0, 2, 3), extra, 0)
     np.testing.assert_array_equal(dY, expected)
     np.testing.assert_allclose(db.sum(0), (dout * (z > 0)).sum(axis=(0, 2, 3)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("pool", [None, 2, 3])
+def test_fused_kernels_take_a_slice_of_the_batch_by_its_offset(pool):
+    """Images n0.. of Y (dY) go with out, dout, argmax of those images; the rest untouched."""
+    rng = np.random.default_rng(2)
+    Y = rng.standard_normal((3, 4, 6, 6))
+    ones, b, n0 = np.ones(3), rng.standard_normal(3), 1
+    shape = (4, 3, 6, 6) if pool is None else (4, 3, 6 // pool, 6 // pool)
+    full, part = np.empty(shape), np.empty((3, *shape[1:]))
+    am_full, am_part = np.empty(shape, np.int32), np.empty(part.shape, np.int32)
+    if pool is None:
+        forward = kernels.fused.bias_relu_forward
+        forward(Y, 0, 6, ones, b, full), forward(Y, n0, 6, ones, b, part)
+    elif pool == 2:
+        forward = kernels.fused.bias_relu_pool2_forward
+        forward(Y, 0, 6, ones, b, full, am_full), forward(Y, n0, 6, ones, b, part, am_part)
+    else:
+        forward = kernels.fused.bias_relu_pool_forward
+        forward(Y, 0, 6, ones, b, 3, 3, full, am_full)
+        forward(Y, n0, 6, ones, b, 3, 3, part, am_part)
+    np.testing.assert_array_equal(part, full[n0:])
+    dout = rng.standard_normal(part.shape)
+    if pool is None:
+        backward = kernels.fused.bias_relu_backward
+        args = (dout, part, 6)
+    else:
+        backward = kernels.fused.bias_relu_pool2_backward if pool == 2 else (
+            kernels.fused.bias_relu_pool_backward)  # fmt: skip
+        args = (dout, part, am_part, 6)
+    dY, db = np.full(Y.shape, np.nan), np.empty((3, 3))
+    backward(*args, dY, n0, db)
+    alone, db_expected = np.full((3, 3, 6, 6), np.nan), np.empty((3, 3))
+    backward(*args, alone, 0, db_expected)  # the same images, as a batch of their own
+    ref = np.full(Y.shape, np.nan)
+    ref[:, n0:] = alone
+    np.testing.assert_array_equal(dY, ref)  # image 0 of dY left alone (NaN)
+    np.testing.assert_array_equal(db, db_expected)
 
 
 @pytest.mark.parametrize("kernel", ["bias_relu_pool_forward", "bias_relu_pool2_forward"])
@@ -85,7 +123,7 @@ def test_pool_kernels_pick_the_first_of_tied_maxima(kernel):
     Y = np.zeros((1, 1, 2, 2))
     Y[0, 0] = [[1.0, 3.0], [3.0, 3.0]]
     out, argmax = np.empty((1, 1, 1, 1)), np.empty((1, 1, 1, 1), np.int32)
-    ab = (Y, 2, np.ones(1), np.zeros(1))
+    ab = (Y, 0, 2, np.ones(1), np.zeros(1))
     args = ab + (2, 2) if kernel == "bias_relu_pool_forward" else ab
     getattr(kernels.fused, kernel)(*args, out, argmax)
     assert out[0, 0, 0, 0] == 3.0 and argmax[0, 0, 0, 0] == 1  # (0, 1), not (1, 0) or (1, 1)
@@ -97,7 +135,7 @@ def test_pool_kernels_compare_after_the_bias_like_the_layers_do(kernel):
     Y = np.array([[[[0.5, 1.0], [0.0, 0.0]]]], np.float32)
     b = np.array([2.0**24], np.float32)
     out, argmax = np.empty((1, 1, 1, 1), np.float32), np.empty((1, 1, 1, 1), np.int32)
-    ab = (Y, 2, np.ones(1, np.float32), b)
+    ab = (Y, 0, 2, np.ones(1, np.float32), b)
     args = ab + (2, 2) if kernel == "bias_relu_pool_forward" else ab
     getattr(kernels.fused, kernel)(*args, out, argmax)
     pool = minicnn.MaxPool2D(2)
@@ -118,12 +156,12 @@ def test_fused_kernels_do_no_float64_arithmetic_on_float32():
         np.empty((1, 2), f32),
     )
     calls = {
-        "bias_relu_pool2_forward": (Y, 4, b, b, out, am),
-        "bias_relu_pool2_backward": (out, out, am, 4, Y, db),
-        "bias_relu_pool_forward": (Y, 4, b, b, 2, 2, out, am),
-        "bias_relu_pool_backward": (out, out, am, 4, Y, db),
-        "bias_relu_forward": (Y, 4, b, b, np.empty((1, 2, 4, 4), f32)),
-        "bias_relu_backward": (np.ones((1, 2, 4, 4), f32), np.ones((1, 2, 4, 4), f32), 4, Y, db),
+        "bias_relu_pool2_forward": (Y, 0, 4, b, b, out, am),
+        "bias_relu_pool2_backward": (out, out, am, 4, Y, 0, db),
+        "bias_relu_pool_forward": (Y, 0, 4, b, b, 2, 2, out, am),
+        "bias_relu_pool_backward": (out, out, am, 4, Y, 0, db),
+        "bias_relu_forward": (Y, 0, 4, b, b, np.empty((1, 2, 4, 4), f32)),
+        "bias_relu_backward": (np.ones((1, 2, 4, 4), f32), np.ones((1, 2, 4, 4), f32), 4, Y, 0, db),
     }
     for name, args in calls.items():
         # compiled afresh: the LLVM IR of code loaded from Numba's cache cannot be inspected

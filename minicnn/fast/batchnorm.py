@@ -12,11 +12,12 @@ ConvBlock (kernels/fused.py):
   convolution: weights W * scale, bias shift. The step then costs what a ConvBlock costs,
   chunk by chunk, and a BatchNorm network infers as fast as one without.
 - training: the statistics are the batch's, known only once the whole product is there. So
-  each chunk's product is kept, channel-major (F, N, H, Wr); kernels/batchnorm.py computes
-  every channel's mean and variance in one contiguous pass, then the fused kernels apply
-  scale, shift, ReLU and pool. Backward: the fused kernels give dZ, kernels/batchnorm.py
-  turns it into the gradient of the product (the full batch-statistics backward of
-  BatchNorm2D), and the convolution's backward runs chunk by chunk as usual.
+  each chunk's product is kept, channel-major (F, N, H, Wr), and while it is still in
+  cache kernels/batchnorm.py computes its mean and variance per channel; pooled() combines
+  the chunks' (in a fixed order). Then the fused kernels apply scale, shift, ReLU and pool.
+  Backward: the fused kernels give dZ, and each chunk of the convolution's backward gets
+  its gradient of the product from kernels/batchnorm.py (the full batch-statistics
+  backward of BatchNorm2D) straight into its buffer.
 The running statistics move exactly as BatchNorm2D moves them (BatchNorm2D.update_running).
 Across MPI ranks (sync_batchnorm) the statistics and the sums dbeta, dgamma go through
 BatchNorm2D.synced and synced_sums, as in the layer: those of the whole global batch.
@@ -73,7 +74,7 @@ class ConvBNBlock:
         ones = np.ones(F, dtype)
 
         def epilogue(n0, n1, Y4, W_out):
-            relu_pool_forward(self.pool, Y4, W_out, ones, shift, out[n0:n1],
+            relu_pool_forward(self.pool, Y4, 0, W_out, ones, shift, out[n0:n1],
                               self._argmax_of(n0, n1))  # fmt: skip
 
         self.matmul.forward(x, epilogue, W2=W2)
@@ -90,15 +91,16 @@ class ConvBNBlock:
             )
         Wr = self.matmul.row_width(x.shape[3], W_out)
         Y = np.empty((F, N, H_out, Wr), dtype=dtype)  # the whole product, channel-major
+        moments = {}  # each chunk's statistics, by its first image
 
-        def keep(n0, n1, Y4, W_out):
+        def keep(n0, n1, Y4, W_out):  # while the chunk is in cache: keep it, and its moments
             Y[:, n0:n1] = Y4
+            mean, var = np.empty(F), np.empty(F)  # float64
+            kernels.batchnorm.channel_stats(Y4, W_out, mean, var)
+            moments[n0] = (n1 - n0, mean, var)
 
         self.matmul.forward(x, keep)
-        mean, var = np.empty(F), np.empty(F)  # float64
-        threads.parallel_for(
-            lambda a, b: kernels.batchnorm.channel_stats(Y[a:b], W_out, mean[a:b], var[a:b]), F
-        )
+        mean, var = pooled([moments[n0] for n0 in sorted(moments)])
         mean, var, m = bn.synced(mean, var, m)  # the global batch's under sync_batchnorm
         bn.update_running(mean, var, m)
         mean, var = mean.astype(dtype), var.astype(dtype)
@@ -107,7 +109,7 @@ class ConvBNBlock:
         shift = bn.beta.data.astype(dtype) - mean * scale
         threads.parallel_for(
             lambda a, b: relu_pool_forward(
-                self.pool, Y[:, a:b], W_out, scale, shift, out[a:b], self._argmax_of(a, b)
+                self.pool, Y, a, W_out, scale, shift, out[a:b], self._argmax_of(a, b)
             ),
             N,
         )
@@ -127,7 +129,7 @@ class ConvBNBlock:
         dbeta_partial = np.empty((N, F), dtype=dout.dtype)
         threads.parallel_for(
             lambda a, b: relu_pool_backward(
-                self.pool, dout[a:b], out[a:b], self._argmax_of(a, b), W_out, dZ[:, a:b],
+                self.pool, dout[a:b], out[a:b], self._argmax_of(a, b), W_out, dZ, a,
                 dbeta_partial[a:b],
             ),
             N,
@@ -143,15 +145,11 @@ class ConvBNBlock:
         )
         set_grads(bn, dgamma, dbeta)  # this rank's share, under MPI (the allreduce adds them)
         dbeta, dgamma = bn.synced_sums(dbeta, dgamma)  # the global batch's under sync_batchnorm
-        threads.parallel_for(
-            lambda a, b: kernels.batchnorm.batchnorm_backward(
-                dZ[a:b], Y[a:b], W_out, mean[a:b], std[a:b], gamma[a:b], dbeta[a:b], dgamma[a:b], m
-            ),
-            F,
-        )
 
-        def fill_dY(n0, n1, dY4, W_out):
-            dY4[...] = dZ[:, n0:n1]
+        def fill_dY(n0, n1, dY4, W_out):  # BatchNorm's backward, one chunk, into its buffer
+            kernels.batchnorm.batchnorm_backward(
+                dZ, Y, n0, W_out, mean, std, gamma, dbeta, dgamma, m, dY4
+            )
 
         return self.matmul.backward(fill_dY, input_grad)
 
@@ -164,7 +162,7 @@ class ConvBNBlock:
 
         def fill_dY(n0, n1, dY4, W_out):
             relu_pool_backward(self.pool, dout[n0:n1], out[n0:n1], self._argmax_of(n0, n1),
-                               W_out, dY4, dbeta_partial[n0:n1])  # fmt: skip
+                               W_out, dY4, 0, dbeta_partial[n0:n1])  # fmt: skip
 
         # dgamma needs the product's weight gradient too, even with W frozen
         weight_grad = conv.W.trainable or bn.gamma.trainable
@@ -191,3 +189,14 @@ def set_grads(bn, dgamma, dbeta):
         bn.gamma.grad = dgamma.astype(bn.gamma.data.dtype, copy=False)
     if bn.beta.trainable:
         bn.beta.grad = dbeta.astype(bn.beta.data.dtype, copy=False)
+
+
+def pooled(moments):
+    """The mean and biased variance (F,) of the union of groups, from (count, mean, var) of
+    each: mean = sum m_i mean_i / M, var = sum m_i (var_i + (mean_i - mean)^2) / M."""
+    counts = np.array([[count] for count, _, _ in moments], dtype=np.float64)  # (k, 1)
+    means = np.array([mean for _, mean, _ in moments])  # (k, F)
+    total = counts.sum()
+    mean = (counts * means).sum(axis=0) / total
+    var = (counts * (np.array([var for _, _, var in moments]) + (means - mean) ** 2)).sum(axis=0)
+    return mean, var / total

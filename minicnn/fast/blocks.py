@@ -20,25 +20,27 @@ from .conv import bias_of, set_bias_grad
 from .winograd import conv_matmul
 
 
-def relu_pool_forward(pool, Y, W, scale, shift, out, argmax):
-    """out = maxpool(relu(Y * scale + shift)) (or without pool) for Y (F, n, H, Wr)."""
+def relu_pool_forward(pool, Y, n0, W, scale, shift, out, argmax):
+    """out = maxpool(relu(Y * scale + shift)) (or without pool) for images n0.. of Y (F, N, H,
+    Wr), as many as out has."""
     if pool is None:
-        kernels.fused.bias_relu_forward(Y, W, scale, shift, out)
+        kernels.fused.bias_relu_forward(Y, n0, W, scale, shift, out)
     elif pool.pool_size == pool.stride == 2:  # the paper's pooling: unrolled, same result
-        kernels.fused.bias_relu_pool2_forward(Y, W, scale, shift, out, argmax)
+        kernels.fused.bias_relu_pool2_forward(Y, n0, W, scale, shift, out, argmax)
     else:
-        kernels.fused.bias_relu_pool_forward(Y, W, scale, shift, pool.pool_size, pool.stride,
+        kernels.fused.bias_relu_pool_forward(Y, n0, W, scale, shift, pool.pool_size, pool.stride,
                                              out, argmax)  # fmt: skip
 
 
-def relu_pool_backward(pool, dout, out, argmax, W, dZ, dshift_partial):
-    """dZ (F, n, H, Wr) = the gradient with respect to z = Y * scale + shift; per-image sums."""
+def relu_pool_backward(pool, dout, out, argmax, W, dZ, n0, dshift_partial):
+    """dZ (F, N, H, Wr), images n0.., = the gradient with respect to z = Y * scale + shift;
+    per-image sums."""
     if pool is None:
-        kernels.fused.bias_relu_backward(dout, out, W, dZ, dshift_partial)
+        kernels.fused.bias_relu_backward(dout, out, W, dZ, n0, dshift_partial)
     elif pool.pool_size == pool.stride == 2:
-        kernels.fused.bias_relu_pool2_backward(dout, out, argmax, W, dZ, dshift_partial)
+        kernels.fused.bias_relu_pool2_backward(dout, out, argmax, W, dZ, n0, dshift_partial)
     else:
-        kernels.fused.bias_relu_pool_backward(dout, out, argmax, W, dZ, dshift_partial)
+        kernels.fused.bias_relu_pool_backward(dout, out, argmax, W, dZ, n0, dshift_partial)
 
 
 class ConvBlock:
@@ -64,7 +66,7 @@ class ConvBlock:
 
         def epilogue(n0, n1, Y4, W_out):  # Y4 (F, n1-n0, H, Wr >= W_out): chunk's product
             a = am[n0:n1] if am is not None else None
-            relu_pool_forward(self.pool, Y4, W_out, ones, b, out[n0:n1], a)
+            relu_pool_forward(self.pool, Y4, 0, W_out, ones, b, out[n0:n1], a)
 
         self.matmul = conv_matmul(self.conv, x.shape)  # im2col or Winograd, for this shape
         self.matmul.forward(x, epilogue)  # each chunk of images goes through epilogue
@@ -78,7 +80,7 @@ class ConvBlock:
 
         def fill_dY(n0, n1, dY4, W_out):  # the chunk's gradient of the product
             a = am[n0:n1] if am is not None else None
-            relu_pool_backward(self.pool, dout[n0:n1], out[n0:n1], a, W_out, dY4,
+            relu_pool_backward(self.pool, dout[n0:n1], out[n0:n1], a, W_out, dY4, 0,
                                db_partial[n0:n1])  # fmt: skip
 
         dx = self.matmul.backward(fill_dY, input_grad)

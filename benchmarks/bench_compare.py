@@ -9,8 +9,9 @@ one worker process per version is started (PYTHONPATH picks which minicnn it imp
 NUMBA_NUM_THREADS and OPENBLAS_NUM_THREADS set) and both stay alive; the parent then asks
 them in turn for one timed call at a time (before, after, before, ...), so that noise from
 the machine hits both alike. Reported: the median of each and the ratio after / before
-(above 1 is faster). Cases: training step of paper and paper13 at batch 32 and 128, and
-inference at batch 256. Nothing here is a test.
+(above 1 is faster). Cases: training step of paper, paper13 and paper_bn at batch 32 and
+128, inference at batch 256, and (--layers) each step of the fast engine's plan at batch
+32, forward then backward, as bench.py's step table. Nothing here is a test.
 """
 
 import argparse
@@ -24,8 +25,31 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-CASES = [(p, kind, b) for p in ("paper", "paper13") for kind, b in
+PRESETS = ("paper", "paper13", "paper_bn")
+CASES = [(p, kind, b) for p in PRESETS for kind, b in
          (("train", 32), ("train", 128), ("infer", 256))]  # fmt: skip
+
+
+def step_calls(preset, batch=32):
+    """(label, call) for each step of the fast engine's plan: its forward, then backward."""
+    import numpy as np
+
+    import minicnn
+
+    model = getattr(minicnn.models, preset)(num_classes=200, seed=0)
+    h = np.random.default_rng(0).standard_normal((batch, 3, 64, 64)).astype(np.float32)
+    calls = []
+    for i, (first, step) in enumerate(minicnn.fast.plan(model.layers)):
+        x, h = h, step.forward(h, training=True)
+        label = f"#{first} " + " ".join(map(repr, getattr(step, "layers", [step])))
+        dout = np.ones_like(h)
+
+        def call(step=step, x=x, dout=dout, input_grad=i > 0):
+            step.forward(x, training=True)
+            step.backward(dout, input_grad=input_grad)
+
+        calls.append(((preset, label, batch), call))
+    return calls
 
 
 def serve():
@@ -35,7 +59,7 @@ def serve():
     import minicnn
 
     rng = np.random.default_rng(0)
-    calls = []
+    calls, labels = [], list(CASES)
     for preset, kind, batch in CASES:
         model = getattr(minicnn.models, preset)(num_classes=200, seed=0)
         x = rng.standard_normal((batch, 3, 64, 64)).astype(np.float32)
@@ -48,10 +72,15 @@ def serve():
             opt.step()
 
         calls.append(step if kind == "train" else (lambda model=model, x=x: model.forward(x)))
+    if "--layers" in sys.argv:
+        for preset in PRESETS:
+            for label, call in step_calls(preset):
+                labels.append(label)
+                calls.append(call)
     for f in calls:  # warm-up: JIT, caches, allocator
         f()
         f()
-    print(json.dumps({"ready": minicnn.__file__}), flush=True)
+    print(json.dumps({"ready": minicnn.__file__, "cases": labels}), flush=True)
     for line in sys.stdin:
         f = calls[int(line)]
         t = time.perf_counter()
@@ -59,14 +88,14 @@ def serve():
         print(json.dumps(time.perf_counter() - t), flush=True)
 
 
-def start(path, threads):
+def start(path, threads, layers):
     env = dict(os.environ, PYTHONPATH=str(path))
     for var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         env[var] = str(threads)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve"]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve"] + ["--layers"] * layers
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = json.loads(proc.stdout.readline())
-    return proc, ready["ready"]
+    return proc, [tuple(case) for case in ready["cases"]]
 
 
 def ask(proc, case):
@@ -82,6 +111,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--json", default=str(HERE / "results-compare.json"))
+    ap.add_argument("--layers", action="store_true", help="also each step at batch 32")
     args = ap.parse_args()
     import numpy as np
 
@@ -101,8 +131,11 @@ def main():
             )  # fmt: skip
         try:
             for threads in [int(t) for t in args.threads.split(",")]:
-                procs = {name: start(trees[name], threads)[0] for name in revs}
-                for case, (preset, kind, batch) in enumerate(CASES):
+                started = {name: start(trees[name], threads, args.layers) for name in revs}
+                procs = {name: proc for name, (proc, _) in started.items()}
+                cases = started["after"][1]
+                assert cases == started["before"][1], "the two versions plan other steps"
+                for case, (preset, kind, batch) in enumerate(cases):
                     times = {name: [] for name in procs}
                     for _ in range(args.rounds):
                         for name, proc in procs.items():
@@ -113,7 +146,7 @@ def main():
                     row["ratio"] = med["before"] / med["after"]
                     rows.append(row)
                     print(
-                        f"{threads} thread(s) {preset:8s} {kind} b{batch:<4d} before "
+                        f"{threads} thread(s) {preset:8s} {kind[:60]} b{batch:<4d} before "
                         f"{row['before_ms']:8.1f} ms  after {row['after_ms']:8.1f} ms  "
                         f"after/before speed x{row['ratio']:.3f}",
                         flush=True,

@@ -2,6 +2,7 @@
 
     python benchmarks/bench.py                  # 1 and 2 threads, writes benchmarks/results.json
     python benchmarks/bench.py --threads 2 --rounds 7 --quick
+    python benchmarks/bench.py --presets paper_bn --batches 32 --threads 2 --rounds 21
 
 For each thread count a fresh worker process is started with NUMBA_NUM_THREADS,
 OPENBLAS_NUM_THREADS and OMP_NUM_THREADS set (torch.set_num_threads likewise), so every
@@ -301,8 +302,8 @@ def worker(args):
         "layers": {},
         "correctness": {},
     }
-    presets = ["paper"] if args.quick else PRESETS
-    batches = [32] if args.quick else [32, 128]
+    presets = ["paper"] if args.quick else args.presets.split(",")
+    batches = [32] if args.quick else [int(b) for b in args.batches.split(",")]
     for preset in presets:
         result["correctness"][preset] = correctness(preset)
         model = getattr(minicnn.models, preset)()
@@ -463,6 +464,8 @@ def main():
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--quick", action="store_true", help="paper at batch 32 only")
+    ap.add_argument("--presets", default=",".join(PRESETS), help="comma-separated networks")
+    ap.add_argument("--batches", default="32,128", help="comma-separated training batches")
     ap.add_argument("--json", default=str(HERE / "results.json"))
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -476,14 +479,15 @@ def main():
         args.threads = int(os.environ["NUMBA_NUM_THREADS"])
         return worker(args)
     threads = [int(t) for t in args.threads.split(",")]
-    extra = ["--rounds", str(args.rounds)] + (["--quick"] if args.quick else [])
+    extra = ["--rounds", str(args.rounds), "--presets", args.presets, "--batches", args.batches]
+    extra += ["--quick"] if args.quick else []
     results = []
     for t in threads:
         print(f"running the {t}-thread worker ...", file=sys.stderr, flush=True)
         results.append(run_worker(extra, t))
     memory = {}
     if not args.no_memory:
-        for preset in ["paper"] if args.quick else PRESETS:
+        for preset in ["paper"] if args.quick else args.presets.split(","):
             for system in ("minicnn", "numpy", "torch"):
                 try:
                     memory[f"{preset} {system}"] = run_worker(

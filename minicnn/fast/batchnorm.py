@@ -78,7 +78,7 @@ class ConvBNBlock:
                               self._argmax_of(n0, n1))  # fmt: skip
 
         self.matmul.forward(x, epilogue, W2=W2)
-        self._folded = (W2, scale, std)
+        self._folded = (scale, std)
 
     def _forward_training(self, x, out, conv_shape):
         bn, dtype = self.bn, x.dtype
@@ -156,7 +156,7 @@ class ConvBNBlock:
     def _backward_folded(self, dout, input_grad):
         """Evaluation: z = (W * scale) x + shift, so dW = scale * dW_z, dgamma from both."""
         bn, conv, out = self.bn, self.conv, self._out
-        W2, scale, std = self._folded
+        scale, std = self._folded
         F = conv.out_channels
         dbeta_partial = np.empty((len(dout), F), dtype=dout.dtype)
 
@@ -166,7 +166,7 @@ class ConvBNBlock:
 
         # dgamma needs the product's weight gradient too, even with W frozen
         weight_grad = conv.W.trainable or bn.gamma.trainable
-        dx = self.matmul.backward(fill_dY, input_grad, W2=W2, weight_grad=weight_grad)
+        dx = self.matmul.backward(fill_dY, input_grad, weight_grad=weight_grad)
         dbeta = dbeta_partial.sum(axis=0)
         dgamma = None
         if weight_grad:

@@ -69,7 +69,7 @@ class ChunkedConv:
         x = np.ascontiguousarray(x)
         self._x, self._out_shape = x, (F, H_out, W_out)
         per = self._chunk(C, H_out, W_out)
-        weights = self._prepare(self._weights(W2, x.dtype))
+        self._prepared = weights = self._prepare(self._weights(W2, x.dtype))  # backward's too
 
         def work(a, b):  # images a..b-1 only: their columns of Y, their rows of out
             for n0 in range(a, b, per):
@@ -97,16 +97,17 @@ class ChunkedConv:
         np.matmul(W2, cols, out=Y)  # (F, n*H'*Wr)
         return Y.reshape(F, n, H_out, Wr)
 
-    def backward(self, fill_dY, input_grad=True, W2=None, weight_grad=None):
+    def backward(self, fill_dY, input_grad=True, weight_grad=None):
         """Set W.grad and return dx (N, C, H, W) (None unless input_grad); bias not included.
 
         fill_dY(n0, n1, dY4, W_out) writes the chunk's gradient of the product into dY4
         (F, n1-n0, H_out, Wr): the gradient in its first W_out columns, zeros in the rest.
         Per chunk: dW.T += cols @ dY.T (measured faster than dY @ cols.T) and
         dx = col2im(W2.T @ dY). Each thread sums its own dW; the partial sums are added in
-        a fixed order, so a given thread count always gives the same bits. W.grad is the
-        gradient of the product's weights dY @ cols.T, whatever W2 the forward used; it is
-        also kept as self.dW (None when not computed).
+        a fixed order, so a given thread count always gives the same bits. The product's
+        weights are the forward's (W2 as it passed them, prepared once). W.grad is the
+        gradient of those weights dY @ cols.T, whatever W2 the forward used; it is also kept
+        as self.dW (None when not computed).
         weight_grad: compute dW at all (default: W.trainable). A frozen W skips im2col and
         the product, and keeps its .grad; then only dx costs anything. A caller that needs
         dW anyway (a fused BatchNorm's dgamma) passes True and reads self.dW.
@@ -115,7 +116,7 @@ class ChunkedConv:
         N, C, H, W = x.shape
         F, H_out, W_out = self._out_shape
         per = self._chunk(C, H_out, W_out)
-        weights = self._prepare(self._weights(W2, x.dtype))
+        weights = self._prepared
         dx = np.empty(x.shape, dtype=x.dtype) if input_grad else None
         weight_grad = conv.W.trainable if weight_grad is None else weight_grad
         Wr = self.row_width(W, W_out)

@@ -2,13 +2,16 @@
 
     python benchmarks/bench_conv.py                 # batch 32, 1 and 2 threads
     python benchmarks/bench_conv.py --batch 128 --rounds 21 --threads 1
+    python benchmarks/bench_conv.py --parts        # each piece of a Winograd layer, 1 thread
 
 For each distinct Conv2D shape of paper, paper13 and paper_bn (64x64 images), one training
 step of a Conv2D -> ReLU block (forward, then backward with the input gradient) runs on the
 fast engine's im2col path (ChunkedConv) and on its Winograd path (WinogradConv), interleaved
 call by call in one process per thread count; medians. minicnn.fast.winograd.conv_matmul
 uses Winograd from WINOGRAD_MIN_CHANNELS input channels and WINOGRAD_MIN_SIZE output pixels
-on: this table is what that rule rests on. Run it on a quiet machine.
+on: this table is what that rule rests on. --parts times each piece of a Winograd layer's
+step on one thread (the transforms and the 16 matrix products, forward and backward), per
+batch, chunk by chunk as the fast engine runs them. Run it on a quiet machine.
 """
 
 import argparse
@@ -67,13 +70,61 @@ def worker(rounds, batch):
         print(f"| {C}->{F} | {H}x{H} | {a:.2f} | {b:.2f} | x{a / b:.2f} |", flush=True)
 
 
+def parts(rounds, batch):
+    """Milliseconds per batch of each piece of WinogradConv's forward and backward."""
+    import numpy as np
+
+    import minicnn  # noqa: F401  (importing it sets OpenBLAS to one thread)
+    from minicnn._kernels import kernels
+    from minicnn.fast.winograd import TILE_FLOATS, stack, transform_weights
+
+    K = kernels.winograd
+    rng = np.random.default_rng(0)
+    print(f"one thread, batch {batch}, ms per batch:")
+    print("| Conv2D | at | input | 16 products | output | output adjoint | 16 products dx "
+          "| 16 products dW | input adjoint |")  # fmt: skip
+    print("| --- " * 9 + "|")
+    for C, F, H in ((32, 32, 32), (64, 64, 16), (128, 128, 8)):
+        th = tw = H // 2
+        n = max(1, TILE_FLOATS // (16 * C * th * tw))  # images per chunk, as WinogradConv
+        T = n * th * tw
+        x = rng.standard_normal((n, C, H, H)).astype(np.float32)
+        U = transform_weights(rng.standard_normal((F, C * 9)).astype(np.float32), C)
+        (V, Vr), (M, Mr), (dV, dVr) = (stack(k, c, T, np.float32) for k, c in
+                                       (("V", C), ("M", F), ("dV", C)))  # fmt: skip
+        Y, dx = np.empty((F, n, H, H), np.float32), np.empty_like(x)
+        pieces = [  # (function, arguments): run in the loop below, each timed alone
+            (K.transform_input, (x, 1, th, tw, Vr)),
+            (np.matmul, (U, V, M)),
+            (K.transform_output, (Mr, th, tw, Y)),
+            (K.transform_output_adjoint, (Y, th, tw, Mr)),
+            (np.matmul, (U.transpose(0, 2, 1), M, dV)),
+            (np.matmul, (M, V.transpose(0, 2, 1))),
+            (K.transform_input_adjoint, (dVr, 1, th, tw, dx)),
+        ]
+        times = []
+        for f, args in pieces:
+            f(*args)
+            ts = []
+            for _ in range(rounds):
+                t = time.perf_counter()
+                f(*args)
+                ts.append(time.perf_counter() - t)
+            times.append(float(np.median(ts)) * 1e3 * batch / n)
+        cells = " | ".join(f"{t:.2f}" for t in times)
+        print(f"| {C}->{F} | {H}x{H} | {cells} |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--parts", action="store_true", help="each piece of a Winograd layer")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.parts:
+        return parts(args.rounds, args.batch)
     if args.worker:
         return worker(args.rounds, args.batch)
     for n in args.threads.split(","):

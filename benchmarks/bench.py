@@ -388,6 +388,31 @@ def cache_size(level):
     return "unknown"
 
 
+BLAS_INFO = {  # what to ask OpenBLAS: NumPy's bundled build first, then a plain one
+    "config": ("scipy_openblas_get_config64_", "openblas_get_config"),
+    "kernel": ("scipy_openblas_get_corename64_", "openblas_get_corename"),
+}
+
+
+def blas_info():
+    """OpenBLAS's build string and the kernel it chose for this CPU (corename), if loaded."""
+    import ctypes
+
+    from minicnn.fast.threads import blas_libraries
+
+    for path in blas_libraries():
+        lib = ctypes.CDLL(path)
+        info = {}
+        for key, names in BLAS_INFO.items():
+            function = next((getattr(lib, n) for n in names if hasattr(lib, n)), None)
+            if function is not None:
+                function.restype = ctypes.c_char_p
+                info[key] = function().decode().strip()
+        if info:
+            return info
+    return {}
+
+
 def machine():
     cpu = "unknown"
     try:
@@ -409,6 +434,7 @@ def machine():
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "numba": numba.__version__,
+        "openblas": blas_info(),
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }

@@ -19,7 +19,8 @@ thread; per-thread scratch buffers are reused from call to call. A step owns all
 its backward needs; the layers it reads keep nothing for it (their `cache` is cleared).
 tests/test_fast.py holds every output and gradient of every step to the reference layers:
 in float64 to a relative error of 1e-12, in float32 within rounding, with chunk
-boundaries inside the batch, at 1 and 2 threads, and over Adam steps of both paper networks.
+boundaries inside the batch, on im2col and on Winograd, at 1 and 2 threads, and over
+SGD and Adam steps of the three paper networks.
 """
 
 from ..layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU

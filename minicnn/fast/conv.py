@@ -8,9 +8,12 @@ changes that only make it faster:
 - a stride-1 convolution builds its cols as shifted copies of zero-padded planes
   (kernels/im2col.py: im2col_s1): its output rows are the padded width Wr = W + 2*pad wide,
   and the columns ow >= W' are computed and ignored;
-- each chunk's product goes to an epilogue while it is in cache: here it adds the bias and
-  writes NCHW; blocks.py's fused blocks also apply ReLU and max pool there.
-Tests: tests/test_fast.py holds every gradient of this to the reference layer.
+- each chunk's product goes to an epilogue while it is in cache: FastConv (blocks.py) adds
+  the bias and writes NCHW there; the fused blocks also apply ReLU and max pool.
+What one chunk does is three methods (_prepare, _forward_chunk, _backward_chunk, with
+_weight_grad): winograd.py's WinogradConv replaces only those, and keeps the chunking, the
+threads and the dW reduction here. Tests: tests/test_fast.py holds every gradient of both
+to the reference layer.
 """
 
 import numpy as np

@@ -92,7 +92,9 @@ class Sequential:
 
         A frozen parameter (Parameter.trainable False) is left alone by the optimizers, and
         backward skips its gradient; the layers below the lowest trainable one get no
-        backward at all. Returns the model.
+        backward at all. A frozen BatchNorm also keeps its running statistics, and uses them
+        in training too (as Keras does), so that the frozen layers stay one fixed function.
+        Returns the model.
         """
         return self._set_trainable(False, upto)
 

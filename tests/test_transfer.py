@@ -162,11 +162,17 @@ def one_step(model, x, dout, fast, training=True, input_grad=False):
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_frozen_gradients_are_skipped_and_the_rest_equal_the_unfrozen_ones(preset, upto, training):
     """float64, both engines: frozen .grad untouched (a NaN sentinel survives), every other
-    gradient equal to the one of the same model unfrozen on the reference engine."""
+    gradient equal to the one of the same model unfrozen on the reference engine (in
+    training, with the frozen BatchNorms frozen there too: they use running statistics)."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, *source(preset).input_shape))
     dout = rng.standard_normal((4, 5))
     full = source(preset, np.float64)
+    below = upto if upto is not None else full.head_index()
+    for layer in full.layers[:below]:
+        if isinstance(layer, minicnn.BatchNorm2D):
+            for p in layer.parameters():
+                p.trainable = False
     one_step(full, x, dout, fast=False, training=training)
     for fast in (True, False):
         model = source(preset, np.float64).freeze(upto=upto)
@@ -180,6 +186,33 @@ def test_frozen_gradients_are_skipped_and_the_rest_equal_the_unfrozen_ones(prese
                 assert rel_error(p.grad, q.grad) <= 1e-12
             else:
                 assert np.isnan(p.grad).all()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "reference"])
+def test_a_frozen_batchnorm_uses_and_keeps_its_running_statistics(fast):
+    """Frozen (as Keras): training normalises with the running statistics, which stay; the
+    frozen backbone is one fixed function. Unfrozen: the batch's, and they move."""
+    rng = np.random.default_rng(6)
+    model = source("paper_bn", np.float64)
+    model.fast = fast
+    for layer in model.layers:
+        if isinstance(layer, minicnn.BatchNorm2D):  # running statistics that are not 0 and 1
+            layer.running_mean[:] = rng.standard_normal(layer.num_features) * 0.1
+            layer.running_var[:] = rng.uniform(0.5, 2.0, layer.num_features)
+        if isinstance(layer, minicnn.Dropout):
+            layer.rate = 0.0  # training and evaluation then differ only by BatchNorm
+    x = rng.standard_normal((4, *model.input_shape))
+    bns = [layer for layer in model.layers if isinstance(layer, minicnn.BatchNorm2D)]
+    before = [(bn.running_mean.copy(), bn.running_var.copy()) for bn in bns]
+    model.freeze()
+    evaluation = model.forward(x, training=False)
+    np.testing.assert_allclose(model.forward(x, training=True), evaluation, rtol=1e-12)
+    for bn, (mean, var) in zip(bns, before):
+        np.testing.assert_array_equal(bn.running_mean, mean)
+        np.testing.assert_array_equal(bn.running_var, var)
+    model.unfreeze()
+    assert rel_error(model.forward(x, training=True), evaluation) > 1e-3  # batch statistics
+    assert not np.array_equal(bns[0].running_mean, before[0][0])  # and they moved
 
 
 def test_fast_equals_reference_with_frozen_layers_over_training_steps():

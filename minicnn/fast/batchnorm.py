@@ -53,6 +53,7 @@ class ConvBNBlock:
         shapes = output_shapes(self.layers, x.shape[1:])  # ShapeError: .offset names one
         out = np.empty((len(x), *shapes[-1]), dtype=x.dtype)
         self._argmax = np.empty(out.shape, np.int32) if self.pool is not None else None
+        training = self.bn.batch_statistics(training)  # a frozen BatchNorm: running statistics
         self._out, self._training = out, training
         self.matmul = conv_matmul(self.conv, x.shape)  # im2col or Winograd, for this shape
         if training:

@@ -18,6 +18,10 @@ class _BatchNorm(Layer):
         running_mean = (1 - momentum) * running_mean + momentum * mean
         running_var  = (1 - momentum) * running_var  + momentum * var * m / (m - 1)
     (the unbiased variance goes into running_var). Evaluation uses the running statistics.
+    A frozen BatchNorm (gamma and beta both not trainable, as Sequential.freeze leaves them)
+    uses its running statistics and leaves them alone in training too, as Keras does: a
+    frozen backbone is then one fixed function of its input, the same in training and in
+    evaluation (batch_statistics says which statistics a forward uses).
 
     Backward, training (the batch statistics depend on x, so every x gets a share):
         xhat = (x - mean) / std ; dbeta = sum(dout) ; dgamma = sum(dout * xhat)
@@ -80,10 +84,16 @@ class _BatchNorm(Layer):
         shape[1] = self.num_features
         return np.asarray(v).astype(dtype, copy=False).reshape(shape)
 
+    def batch_statistics(self, training):
+        """True when a forward normalises with the batch's statistics: in training, unless
+        the layer is frozen (then the running statistics, which stay as they are)."""
+        return training and (self.gamma.trainable or self.beta.trainable)
+
     def forward(self, x, training=False):
         expect_ndim(self, x, self.NDIM, "a batch (N, C, H, W)" if self.NDIM == 4 else "(N, F)")
         self.output_shape(x.shape[1:])
         m = x.size // self.num_features  # values per channel
+        training = self.batch_statistics(training)
         if training:
             if m < 2:
                 raise ShapeError(

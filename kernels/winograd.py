@@ -29,8 +29,10 @@ winograd.py does them in NumPy. tests/test_kernels.py holds each kernel to its d
 
 Each transform is separable: a combination of rows, then of columns. The kernels apply the
 row step to whole rows of a plane at once and the column step along a row of tiles, so
-that every inner loop runs over tx (or over a row) with no dependence between iterations,
-and vectorises.
+that every inner loop runs over tx (or over a row) with no dependence between iterations.
+LLVM still runs most of them as scalar code (rows of 16-34 values, several arrays it
+cannot prove apart; split into one loop per output row, they vectorise and get slower):
+2-4 ns per pixel, about half of a Winograd layer's time (benchmarks/RESULTS.md).
 """
 
 import numpy as np

@@ -493,6 +493,30 @@ def test_train_xray_init_fine_tunes_in_two_stages_on_a_train_test_folder(tmp_pat
     )
 
 
+def test_train_xray_init_from_a_batchnorm_model_with_its_recipe(tmp_path):
+    """paper_bn as the source (16x16 here), --preset paper_bn's recipe: the head stage keeps
+    the frozen BatchNorms' running statistics; the second stage trains them."""
+    import json
+
+    from test_screening import chest_xray_folder
+
+    src = source("paper_bn")
+    minicnn.save(src, tmp_path / "src.npz")
+    data = chest_xray_folder(tmp_path / "chest_xray", {"train": (40, 80), "test": (10, 15)})
+    out = tmp_path / "ft"
+    result = run_example("train_xray.py", "--data", data, "--init", tmp_path / "src.npz",
+                         "--preset", "paper_bn", "--image-size", "16", "--epochs", "2",
+                         "--head-epochs", "1", "--batch-size", "16", "--out", out)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "epoch 1: the new head alone (Dense(256 -> 1); layers 0-29 frozen)" in result.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["optimizer"] == "AdamW" and len(results["history"]) == 2
+    model = minicnn.load(out / "model.npz")  # the best epoch's: 1 (head alone) or 2
+    bns = [(a, b) for a, b in zip(model.layers, src.layers) if isinstance(a, minicnn.BatchNorm2D)]
+    same = [np.array_equal(a.running_mean, b.running_mean) for a, b in bns]
+    assert len(bns) == 8 and same == [results["best_epoch"] == 1] * 8, results["best_epoch"]
+
+
 def test_train_paper_init_learns_new_classes_with_a_folded_gray_input(tmp_path):
     from PIL import Image
 

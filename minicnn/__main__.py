@@ -3,6 +3,7 @@
 python -m minicnn predict runs/paper-synthetic/model.npz cat.jpg dog.png --top-k 3
 python -m minicnn predict runs/paper-synthetic/model.npz photos/ --csv predictions.csv
 python -m minicnn summary runs/paper-synthetic/model.npz
+python -m minicnn evaluate runs/paper-tiny/model.npz --data tiny-imagenet-200.zip --tta flip
 python -m minicnn explain MODEL.npz photo.jpg          (minicnn/cli_explain.py)
 
 Each module listed in `registrars` adds its subcommands with add_commands(subparsers), each
@@ -84,7 +85,7 @@ def predict(args):
         skipped += missed
         if not images:
             continue
-        probs = model.predict_proba(np.stack(images))  # (N, K), normalised as trained
+        probs = model.predict_proba(np.stack(images), tta=args.tta)  # (N, K), as trained
         k = max(1, min(args.top_k, probs.shape[1]))
         for path, p in zip(batch, probs):
             print(printable(path))
@@ -101,6 +102,55 @@ def predict(args):
         write_csv(args.csv, rows)  # through a temporary file: never half a table
         print(f"wrote {args.csv}")
     return report_skipped(skipped, len(paths))
+
+
+def evaluate(args):
+    """Accuracy (top-5 too for over 5 classes) of a model on one split of a labelled data set.
+
+    The data is loaded as training loads it (minicnn.data.load at the model's size and
+    channels; a split the source lacks is carved with --seed, as training carved it), and
+    its classes must be the model's, in the same order. A two-class model is also judged at
+    its threshold (sensitivity, specificity) and by its ROC AUC. --tta flip adds the same
+    figures for the mean over each image and its mirror.
+    """
+    from .cli_common import CommandError
+    from .data import load
+    from .data.sources import printable
+    from .metrics import binary_metrics
+    from .train import evaluate as evaluate_split
+
+    model = _load_model(args.model)
+    C, S, _ = model.input_shape
+    ds = load(args.data, image_size=S, channels=C, seed=args.seed, progress=not args.no_progress)
+    name = args.split or ("test" if ds.test is not None and len(ds.test) else "val")
+    split = getattr(ds, name)
+    if split is None or not len(split):
+        raise CommandError(f"{printable(args.data)} has no {name} split")
+    if model.class_names is not None and list(model.class_names) != ds.class_names:
+        differ = next(
+            (i for i, (a, b) in enumerate(zip(model.class_names, ds.class_names)) if a != b),
+            min(len(model.class_names), len(ds.class_names)),
+        )
+        raise CommandError(
+            f"the classes of {printable(args.data)} ({ds.num_classes}) are not the model's "
+            f"({len(model.class_names)}): they differ at class {differ}"
+        )
+    epoch = (getattr(model, "metadata", {}) or {}).get("epoch")
+    print(f"model: {args.model}" + (f" (saved at epoch {epoch})" if epoch else ""))
+    print(f"data: {printable(args.data)}, {name} split, {len(split)} images, "
+          f"{ds.num_classes} classes")  # fmt: skip
+    t = 0.5 if model.threshold is None else model.threshold
+    for tta in [None] + ([args.tta] if args.tta else []):
+        result = evaluate_split(model, split, tta=tta)
+        line = f"accuracy {result['accuracy']:.2%}"
+        if "top5" in result:
+            line += f"   top-5 {result['top5']:.2%}"
+        if ds.num_classes == 2:
+            m = binary_metrics(result["labels"], result["probs"][:, 1], t)
+            line = (f"sensitivity {m['sensitivity']:.3f}   specificity {m['specificity']:.3f}   "
+                    f"(threshold {t:.4g})   ROC AUC {m['auc']:.3f}")  # fmt: skip
+        print(f"  {'one view' if tta is None else '--tta ' + tta + ':':<12} {line}")
+    return 0
 
 
 def summary(args):
@@ -126,7 +176,7 @@ def summary(args):
 
 
 def add_commands(commands):
-    """Register `predict` and `summary` on the subparsers of `python -m minicnn`."""
+    """Register `predict`, `evaluate` and `summary` on the subparsers of `python -m minicnn`."""
     p = commands.add_parser("predict", help="print the most probable classes of images")
     p.add_argument("model", metavar="MODEL", help="model file, e.g. runs/paper-x/model.npz")
     p.add_argument(
@@ -134,10 +184,27 @@ def add_commands(commands):
     )
     p.add_argument("--top-k", type=int, default=5, help="classes to show per image (5)")
     p.add_argument("--csv", metavar="FILE", help="also write image, rank, class, probability")
+    add_tta_option(p)
     p.set_defaults(run=predict)
+    e = commands.add_parser("evaluate", help="accuracy of a model on a labelled data set")
+    e.add_argument("model", metavar="MODEL")
+    e.add_argument("--data", required=True, help="folder, .zip or MedMNIST .npz, as in training")
+    e.add_argument("--split", choices=["train", "val", "test"], help="(default: test, else val)")
+    e.add_argument("--seed", type=int, default=0, help="seed of carved splits, as in training")
+    e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_tta_option(e)
+    e.set_defaults(run=evaluate)
     s = commands.add_parser("summary", help="print the layer table and what the model expects")
     s.add_argument("model", metavar="MODEL")
     s.set_defaults(run=summary)
+
+
+def add_tta_option(parser):
+    from .data.augment import TTA
+
+    parser.add_argument(
+        "--tta", choices=TTA, help="flip: average each image with its mirror (photos, not X-rays)"
+    )
 
 
 def registrars():
@@ -145,7 +212,7 @@ def registrars():
     from . import cli_explain
 
     return [
-        add_commands,  # predict, summary
+        add_commands,  # predict, evaluate, summary
         cli_explain.add_commands,  # explain, filters
     ]
 

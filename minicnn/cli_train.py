@@ -31,6 +31,7 @@ from . import cli_screening, cli_transfer, io, models, optim, schedules
 from ._kernels import kernels_compiled
 from .cli_common import CommandError, add_debug_option, describe, errors_as_one_line
 from .data import Augment, download, load
+from .data.augment import TTA
 from .distributed import root_prints_only, world
 from .io import ModelFileError, atomic_write, write_confusion_csv, write_history_csv
 from .metrics import binary_metrics, confusion_matrix
@@ -130,6 +131,11 @@ def parser(doc, data_help, downloads, out_help, synthetic=None):
         "--sync-batchnorm",
         action="store_true",
         help="under mpiexec: BatchNorm uses the whole global batch's statistics, as 1 process",
+    )
+    add(
+        "--tta",
+        choices=TTA,
+        help="also give the final figures averaged over each image and its mirror (flip)",
     )
     cli_transfer.add_options(p)  # --init MODEL.npz: fine-tune
     cli_screening.add_options(p)  # two classes: --target-sensitivity, --threshold
@@ -429,6 +435,8 @@ def write_results(run, history, seconds, loss_fn, data, settings, extra=None):
     if "top5" in result:
         print(f"  top-5 accuracy {result['top5']:.1%}")
         metrics["top5"] = result["top5"]
+    if settings.get("tta"):  # the same model shown more views of each test image
+        metrics["tta"] = test_time(best, test, loss_fn, settings["tta"])
     predicted, extra = result["predictions"], dict(extra or {})
     if K == 2:
         threshold, extra["screening"] = cli_screening.report(best, data, result, settings, run)
@@ -465,6 +473,18 @@ def write_results(run, history, seconds, loss_fn, data, settings, extra=None):
     files = sorted(set(os.listdir(run.path)) - {RunFolder.LOCK})
     print(f"\nwrote {', '.join(files)} to {run.path}")
     print(f"predict: python -m minicnn predict {run.model} IMAGE [IMAGE ...]")
+
+
+def test_time(model, split, loss_fn, tta):
+    """evaluate(..., tta=tta) printed as one line; its figures as a dict for results.json."""
+    result = evaluate(model, split, loss_fn, tta=tta)
+    figures = {"views": tta, "loss": result["loss"], "accuracy": result["accuracy"]}
+    line = f"  with --tta {tta} (each image and its mirror): accuracy {result['accuracy']:.1%}"
+    if "top5" in result:
+        figures["top5"] = result["top5"]
+        line += f", top-5 {result['top5']:.1%}"
+    print(line)
+    return figures
 
 
 def _write_text(path, text):

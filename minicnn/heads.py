@@ -44,6 +44,24 @@ def probabilities(logits, output):
     return np.concatenate([1 - p, p], axis=1) if single_unit(p.shape[1], output) else p
 
 
+def logits_of(probs, output):
+    """Class probabilities (N, K) -> logits (N, U) that `probabilities` maps back to them.
+
+    The inverse of `probabilities`, for probabilities that come from no single forward pass
+    (an average over test-time views): softmax gives log p (a logit is defined up to a
+    constant per row), sigmoid gives log(p / (1 - p)) per unit, from P(class 1) for a single
+    unit. p is clipped away from 0 and 1 first, so that the logits are finite.
+    """
+    probs = np.asarray(probs)
+    info = np.finfo(probs.dtype if np.issubdtype(probs.dtype, np.floating) else np.float64)
+    p = np.clip(probs, info.tiny, 1 - info.epsneg)
+    if output != "sigmoid":
+        return np.log(p)
+    if p.shape[1] == 2:  # two classes under a sigmoid head: one unit, P(class 1)
+        p = p[:, 1:]
+    return np.log(p) - np.log1p(-p)
+
+
 def predictions(logits, output):
     """Class index (N,) per row of logits (N, U): argmax, or logit > 0 for a single unit."""
     if single_unit(logits.shape[1], output):

@@ -3,7 +3,8 @@
 import numpy as np
 
 from . import fast as fast_engine
-from .heads import probabilities
+from .data.augment import views
+from .heads import logits_of, probabilities
 from .layers.base import ShapeError, output_shapes
 from .layers.cost import cost
 
@@ -264,13 +265,28 @@ class Sequential:
             x = (x - mean) / std
         return x
 
-    def predict_proba(self, images, batch_size=256):
+    def predict_proba(self, images, batch_size=256, tta=None):
         """Class probabilities (N, K) for uint8 images (N, C, H, W), preprocessed as in training.
 
         Float input is taken as already preprocessed. With a sigmoid head of one unit the
         result is (N, 2): [P(class 0), P(class 1)], so it lines up with class_names.
+        tta "flip": the mean of the probabilities of each image and its mirror
+        (forward_views).
         """
-        return self.probabilities(self.predict_logits(self.preprocess(images), batch_size))
+        return self.forward_views(self.preprocess(images), tta, batch_size)[1]
+
+    def forward_views(self, x, tta=None, batch_size=256):
+        """Evaluation-mode logits and probabilities of preprocessed x over its test-time views.
+
+        x (N, C, H, W) -> (logits (N, U), probabilities (N, K)). tta None: one pass, its own
+        logits. tta "flip" (minicnn.data.augment.views): the probabilities are the mean over
+        each image and its mirror, and the logits those that give them back (logits_of).
+        """
+        logits = [self.predict_logits(v, batch_size) for v in views(x, tta)]
+        if len(logits) == 1:
+            return logits[0], self.probabilities(logits[0])
+        probs = np.mean([self.probabilities(z) for z in logits], axis=0, dtype=logits[0].dtype)
+        return logits_of(probs, self.output), probs
 
     def probabilities(self, logits):
         """Logits (N, K) -> class probabilities: softmax, or sigmoid for a sigmoid head.
@@ -279,10 +295,10 @@ class Sequential:
         """
         return probabilities(logits, self.output)
 
-    def predict(self, images, batch_size=256):
+    def predict(self, images, batch_size=256, tta=None):
         """Most probable class index (N,) for each image; for two classes with a threshold
-        set, class 1 where P(class 1) >= threshold."""
-        probs = self.predict_proba(images, batch_size)
+        set, class 1 where P(class 1) >= threshold. tta: as predict_proba."""
+        probs = self.predict_proba(images, batch_size, tta)
         if self.threshold is not None and probs.shape[1] == 2:
             return (probs[:, 1] >= self.threshold).astype(np.int64)
         return probs.argmax(axis=1)

@@ -81,13 +81,15 @@ def _params_finite(model):
 # ----------------------------------------------------------------------------- evaluate
 
 
-def evaluate(model, split, loss_fn=None, batch_size=256, normalize=None):
+def evaluate(model, split, loss_fn=None, batch_size=256, normalize=None, tta=None):
     """Run the model over a split in evaluation mode (no dropout).
 
     Inputs:
     - split: Split with uint8 images (N, C, H, W), int64 labels (N,)
     - loss_fn: optional; when given, the mean loss is reported
     - normalize: (mean, std) per channel; None takes model.mean / model.std when set
+    - tta: None, or "flip": each image's probabilities are the mean over it and its mirror
+      (Sequential.forward_views); the loss and the predictions are those of that mean
 
     Returns a dict:
     - loss (float or None), accuracy (float), top5 (float, only when K > 5)
@@ -96,10 +98,10 @@ def evaluate(model, split, loss_fn=None, batch_size=256, normalize=None):
     normalize = _normalize_of(model, normalize)
     total_loss, probs, preds = 0.0, [], []
     for x, y in batches(split, batch_size, shuffle=False, normalize=normalize):
-        logits = model.forward(x, training=False)
+        logits, p = model.forward_views(x, tta, batch_size)
         if loss_fn is not None:
             total_loss += loss_fn.forward(logits, targets_for(loss_fn, logits, y)) * len(y)
-        probs.append(model.probabilities(logits))
+        probs.append(p)
         preds.append(heads.predictions(logits, model.output))
     K = num_classes_of(model)
     probs = np.concatenate(probs) if probs else np.zeros((0, K), np.float32)

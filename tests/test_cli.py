@@ -1,5 +1,6 @@
 """`python -m minicnn`: predict the class of an image the model was trained on; summary; errors."""
 
+import os
 import subprocess
 import sys
 
@@ -122,3 +123,48 @@ def test_an_unwritable_csv_is_one_line_after_the_predictions(trained, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # no temporary file left
     help_text = run("--help").stdout
     assert "--debug" in help_text and "MINICNN_DEBUG=1" in help_text
+
+
+@pytest.fixture(scope="module")
+def folder_data(tmp_path_factory, trained):
+    """A train|test folder of the trained classes' kind, and the model renamed to its classes."""
+    root = tmp_path_factory.mktemp("evaluate")
+    ds = synthetic(num_classes=4, per_class=60, image_size=32, seed=1)
+    names = ["c0", "c1", "c2", "c3"]  # folder classes come sorted: name them in that order
+    for split_name, split in (("train", ds.train), ("test", ds.test)):
+        for i, (image, label) in enumerate(zip(split.images, split.labels)):
+            folder = root / "data" / split_name / names[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i}.png")
+    model = minicnn.load(trained[0])
+    model.class_names = names
+    minicnn.save(model, root / "model.npz")
+    return root / "data", root / "model.npz", model, ds.test
+
+
+def test_evaluate_reports_accuracy_one_view_and_flipped(folder_data, tmp_path):
+    data, path, model, test = folder_data
+    env = {**os.environ, "MINICNN_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-m", "minicnn", "evaluate", path, "--data", data, "--tta", "flip",
+         "--no-progress"], capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    one = np.mean(model.predict(test.images) == test.labels)
+    both = np.mean(model.predict(test.images, tta="flip") == test.labels)
+    lines = result.stdout.splitlines()  # the loader's notes, then the model's lines
+    lines = lines[[k for k, line in enumerate(lines) if line.startswith("model: ")][0] :]
+    assert f"test split, {len(test)} images, 4 classes" in lines[1]
+    assert lines[2].split() == ["one", "view", "accuracy", f"{one:.2%}"]
+    assert lines[3].split() == ["--tta", "flip:", "accuracy", f"{both:.2%}"]
+
+
+def test_evaluate_refuses_data_of_other_classes(trained, folder_data, tmp_path):
+    data, _, _, _ = folder_data
+    env = {**os.environ, "MINICNN_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-m", "minicnn", "evaluate", trained[0], "--data", data],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "are not the model's (4): they differ at class 0" in result.stderr

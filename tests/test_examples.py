@@ -61,9 +61,15 @@ def test_train_paper_runs_and_resumes(tmp_path):
     )
     results = check_outputs(out, 1, 4)
     assert results["settings"]["lr"] == 1e-4 and results["settings"]["batch_size"] == 32
-    stdout = run_example("train_paper.py", "--epochs", "2", "--resume", *args)
+    stdout = run_example("train_paper.py", "--epochs", "2", "--resume", "--tta", "flip", *args)
     assert "resumed from" in stdout and "epoch   2/2" in stdout
-    check_outputs(out, 2, 4)
+    results = check_outputs(out, 2, 4)
+    # --tta flip: the same test split, each image averaged with its mirror, reported beside
+    test = minicnn.data.synthetic(4, 10, 32, seed=0).test
+    both = minicnn.train.evaluate(minicnn.load(out / "model.npz"), test, tta="flip")
+    assert results["metrics"]["tta"]["views"] == "flip"
+    assert results["metrics"]["tta"]["accuracy"] == both["accuracy"]
+    assert f"with --tta flip (each image and its mirror): accuracy {both['accuracy']:.1%}" in stdout
     assert not (out / "train.lock").exists()  # the lock goes with the run
 
 

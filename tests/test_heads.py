@@ -36,3 +36,27 @@ def test_several_units_argmax_softmax_and_one_hot():
     assert heads.predictions(logits, "softmax").tolist() == [1, 0]
     onehot = heads.sigmoid_targets(np.array([2, 0]), logits)
     assert onehot.tolist() == [[0, 0, 1], [1, 0, 0]]
+
+
+@pytest.mark.parametrize(
+    "output, probs",
+    [
+        ("softmax", [[0.2, 0.5, 0.3], [0.9, 0.05, 0.05]]),
+        ("sigmoid", [[0.8, 0.2], [0.25, 0.75]]),  # two classes: one unit, from P(class 1)
+        ("sigmoid", [[0.9, 0.1, 0.6], [0.5, 0.5, 0.01]]),  # one unit per class
+    ],
+)
+def test_logits_of_is_the_inverse_of_probabilities(output, probs):
+    p = np.array(probs)
+    logits = heads.logits_of(p, output)
+    assert logits.shape[1] == (1 if p.shape[1] == 2 and output == "sigmoid" else p.shape[1])
+    np.testing.assert_allclose(heads.probabilities(logits, output), p, rtol=1e-12)
+    if output == "sigmoid" and p.shape[1] == 2:
+        np.testing.assert_allclose(logits[:, 0], np.log(p[:, 1] / p[:, 0]), rtol=1e-12)
+
+
+def test_logits_of_certain_probabilities_are_finite():
+    for output, p in (("softmax", [[1.0, 0.0]]), ("sigmoid", [[0.0, 1.0]])):
+        logits = heads.logits_of(np.array(p, np.float32), output)
+        assert np.isfinite(logits).all() and logits.dtype == np.float32
+        assert heads.predictions(logits, output).tolist() == [np.argmax(p)]

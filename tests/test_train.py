@@ -320,3 +320,50 @@ def test_resume_needs_the_same_schedule(ds, tmp_path):
     bn_run(ds, tmp_path, "sched", epochs=1)
     with pytest.raises(ValueError, match="trained with a learning-rate schedule"):
         bn_run(ds, tmp_path, "sched", epochs=2, resume=True, schedule=False)
+
+
+def test_views_are_the_image_and_its_mirror():
+    x = np.arange(2 * 3 * 2 * 4, dtype=np.uint8).reshape(2, 3, 2, 4)
+    (same,) = minicnn.data.augment.views(x)
+    assert same is x
+    plain, mirror = minicnn.data.augment.views(x, "flip")
+    assert plain is x and mirror.flags.c_contiguous
+    assert mirror[1, 2, 0].tolist() == x[1, 2, 0, ::-1].tolist()
+    assert mirror[0, 0, 1, 0] == x[0, 0, 1, 3]
+    with pytest.raises(ValueError, match="tta must be None or one of"):
+        minicnn.data.augment.views(x, "rotate")
+
+
+def test_evaluate_with_flip_averages_the_image_and_its_mirror(ds):
+    model = make_model(ds, seed=2)
+    loss_fn = minicnn.SoftmaxCrossEntropy(label_smoothing=0.1)
+    plain = evaluate(model, ds.test, loss_fn)
+    mirrored = Split(ds.test.images[..., ::-1], ds.test.labels)
+    other = evaluate(model, mirrored, loss_fn)
+    both = evaluate(model, ds.test, loss_fn, tta="flip")
+    mean = (plain["probs"] + other["probs"]) / 2
+    np.testing.assert_allclose(both["probs"], mean, rtol=1e-6)
+    assert both["predictions"].tolist() == mean.argmax(1).tolist()
+    assert both["accuracy"] == pytest.approx(np.mean(mean.argmax(1) == ds.test.labels))
+    K, y = 4, ds.test.labels
+    target = np.full((len(y), K), 0.1 / K)
+    target[np.arange(len(y)), y] += 0.9
+    assert both["loss"] == pytest.approx(-np.mean(np.sum(target * np.log(mean), axis=1)), 1e-5)
+    # a random network sees a mirrored picture differently: the mean is not either view
+    assert not np.allclose(both["probs"], plain["probs"], atol=1e-4)
+    np.testing.assert_allclose(model.predict_proba(ds.test.images, tta="flip"), mean, rtol=1e-5)
+
+
+def test_evaluate_with_flip_on_a_sigmoid_head():
+    two = synthetic(num_classes=2, per_class=20, image_size=32, seed=3)
+    model = make_model(two, seed=1, output="sigmoid")
+    loss_fn = minicnn.BinaryCrossEntropy()
+    plain = evaluate(model, two.val, loss_fn)
+    other = evaluate(model, Split(two.val.images[..., ::-1], two.val.labels), loss_fn)
+    both = evaluate(model, two.val, loss_fn, tta="flip")
+    p1 = (plain["probs"][:, 1] + other["probs"][:, 1]) / 2
+    np.testing.assert_allclose(both["probs"][:, 1], p1, rtol=1e-5)
+    y = two.val.labels
+    bce = -np.mean(y * np.log(p1) + (1 - y) * np.log(1 - p1))
+    assert both["loss"] == pytest.approx(bce, rel=1e-4)
+    assert both["predictions"].tolist() == (p1 > 0.5).astype(int).tolist()

@@ -114,3 +114,22 @@ class Augment:
         if self.is_identity:
             return x.copy()
         return self.apply(x, params)
+
+
+# ----------------------------------------------------------------------------- test time
+
+TTA = ("flip",)  # the test-time augmentations `views` knows, besides None
+
+
+def views(x, tta=None):
+    """The views of a batch a model is shown at test time, to average its probabilities over.
+
+    x: (N, C, H, W), any dtype. tta None gives [x]; "flip" gives [x, x mirrored left-right]
+    (a C-contiguous copy). Only for data whose training saw flips, or whose classes do not
+    change in a mirror: a photo's class does, an X-ray's anatomy does not (its heart moves).
+    """
+    if tta is None:
+        return [x]
+    if tta == "flip":
+        return [x, np.ascontiguousarray(x[..., ::-1])]
+    raise ValueError(f"tta must be None or one of {TTA}, got {tta!r}")

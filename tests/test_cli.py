@@ -168,3 +168,32 @@ def test_evaluate_refuses_data_of_other_classes(trained, folder_data, tmp_path):
     )  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "are not the model's (4): they differ at class 0" in result.stderr
+
+
+def test_evaluate_a_two_class_model_at_its_threshold(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 12), ("val", 6), ("test", 40)):
+        labels = np.arange(n) % 2
+        images = rng.integers(0, 120, (n, 28, 28), dtype=np.uint8)
+        images[labels == 1, 8:20, 8:20] += 120  # pneumonia: a bright patch, for a real AUC
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels.reshape(n, 1)
+    data = tmp_path / "pneumoniamnist.npz"
+    np.savez(data, **arrays)
+    model = minicnn.models.paper(num_classes=2, in_channels=1, image_size=32, output="sigmoid")
+    model.class_names = ["normal", "pneumonia"]
+    test = minicnn.data.load(data, image_size=32, channels=1, progress=False).test
+    p1 = model.predict_proba(test.images)[:, 1]
+    model.threshold = float(np.round(np.median(p1), 4))  # a threshold that splits the images
+    path = tmp_path / "xray.npz"
+    minicnn.save(model, path)
+    result = run("evaluate", path, "--data", data, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    m = minicnn.metrics.binary_metrics(test.labels, p1, model.threshold)
+    assert 0 < np.mean(p1 >= model.threshold) < 1
+    line = [s for s in result.stdout.splitlines() if "one view" in s][0]
+    assert line.split() == [
+        "one", "view", "sensitivity", f"{m['sensitivity']:.3f}", "specificity",
+        f"{m['specificity']:.3f}", "(threshold", f"{model.threshold:.4g})", "ROC", "AUC",
+        f"{m['auc']:.3f}",
+    ]  # fmt: skip

@@ -4,7 +4,8 @@ minicnn.transfer keeps every layer of the model file but its last Dense, the hea
 fresh head for this data's classes replaces. The fine-tuning then runs in two stages
 (transfer.FineTune, printed at the start): the new head alone for --head-epochs epochs, the
 backbone frozen, at --head-lr (default 10 x --lr); then every layer (from --keep-frozen on)
-at --lr, or the preset's cosine schedule, from a fresh optimizer state, until --epochs. The
+at --lr, or the preset's cosine schedule, from a fresh optimizer state, until --epochs
+(--keep-statistics: the BatchNorms on the model file's running statistics throughout). The
 architecture comes from the file (--preset gives only the recipe) and so does the
 normalisation: images are preprocessed as the source's were. A 3-channel model takes gray
 images as RGB replicas (exact); --fold-gray folds its first convolution into one channel
@@ -31,7 +32,8 @@ def _count(text):
 
 
 def add_options(p):
-    """--init, --head-epochs, --head-lr, --keep-frozen, --fold-gray on a training parser."""
+    """--init, --head-epochs, --head-lr, --keep-frozen, --keep-statistics, --fold-gray on a
+    training parser."""
     add = p.add_argument
     add("--init", metavar="MODEL.npz", help="fine-tune this trained model (a new head)")
     add(
@@ -51,6 +53,12 @@ def add_options(p):
         default=0,
         metavar="N",
         help="with --init: layers before index N stay frozen after the head epochs (0)",
+    )
+    add(
+        "--keep-statistics",
+        action="store_true",
+        help="with --init: the BatchNorms keep the model file's running statistics once "
+        "unfrozen (their gamma and beta still train)",
     )
     add(
         "--fold-gray",
@@ -118,7 +126,7 @@ def schedule(opt, model, args, per_epoch, cosine):
     head_lr = args.head_lr if args.head_lr is not None else HEAD_LR_FACTOR * args.lr
     then = cosine(opt, args, (args.epochs - head_epochs) * per_epoch, per_epoch)
     head_steps = head_epochs * per_epoch if head_epochs < args.epochs else math.inf
-    s = FineTune(opt, model, head_steps, head_lr, then, args.keep_frozen)
+    s = FineTune(opt, model, head_steps, head_lr, then, args.keep_frozen, args.keep_statistics)
     print("fine-tuning schedule (--head-epochs, --head-lr, --lr, --keep-frozen, --epochs):")
     for line in s.stages(per_epoch):
         print(f"  {line}")

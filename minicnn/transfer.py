@@ -16,7 +16,7 @@ import numpy as np
 
 from .heads import head_units
 from .io import load
-from .layers import BatchNorm2D, Conv2D, Dense, Dropout
+from .layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout
 from .schedules import Schedule
 from .sequential import Sequential
 
@@ -156,6 +156,9 @@ class FineTune(Schedule):
     effect: Adam's moments start again at zero), at the optimizer's own lr, or at the rates
     of `then` (a schedule made on the same optimizer beforehand, counted from stage 2's
     first step: then.rate(k - head_steps)). head_steps=math.inf: the head alone throughout.
+    keep_statistics=True: every BatchNorm keeps normalising with the source's running
+    statistics in stage 2 too (and leaves them as they are), while its gamma and beta train
+    (_BatchNorm.keep_statistics); False: an unfrozen BatchNorm uses its batches' statistics.
 
         optimizer = Adam(model.parameters(), lr=1e-4)          # stage 2's rate
         fit(model, ..., schedule=FineTune(optimizer, model, 3 * steps_per_epoch, 1e-3))
@@ -164,12 +167,19 @@ class FineTune(Schedule):
     so a resumed fine-tuning continues exactly.
     """
 
-    def __init__(self, optimizer, model, head_steps, head_lr, then=None, keep_frozen=0):
+    def __init__(
+        self, optimizer, model, head_steps, head_lr, then=None, keep_frozen=0,
+        keep_statistics=False,
+    ):  # fmt: skip
         if head_steps < 0 or keep_frozen < 0:
             raise ValueError(f"FineTune needs head_steps, keep_frozen >= 0, got {head_steps}, "
                              f"{keep_frozen}")  # fmt: skip
         self.model, self.head_steps, self.head_lr = model, head_steps, float(head_lr)
         self.then, self.keep_frozen = then, int(keep_frozen)
+        for layer in model:
+            if isinstance(layer, (BatchNorm1D, BatchNorm2D)):
+                layer.keep_statistics = bool(keep_statistics)
+        self.keep_statistics = bool(keep_statistics)
         super().__init__(optimizer)  # base_lr: the optimizer's lr, stage 2's rate
         self._freeze()
 
@@ -215,4 +225,6 @@ class FineTune(Schedule):
         else:
             rate = f"the rates of {type(self.then).__name__} from lr {self.then.base_lr:g}"
         lines.append(f"from epoch {e1 + 1:g}: {rest} at {rate}, from a fresh optimizer state")
+        if self.keep_statistics:
+            lines[-1] += ", the BatchNorms on the source's running statistics"
         return lines

@@ -215,6 +215,46 @@ def test_a_frozen_batchnorm_uses_and_keeps_its_running_statistics(fast):
     assert not np.array_equal(bns[0].running_mean, before[0][0])  # and they moved
 
 
+def test_keep_statistics_trains_gamma_and_beta_on_the_running_statistics():
+    """keep_statistics: training is the evaluation function (running statistics, left as
+    they are), gamma and beta get its gradient (float64, checked by central differences),
+    and the fast engine gives the reference's gradients."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 3, 16, 16))
+    y = rng.integers(0, 5, 4)
+    variances = rng.uniform(0.5, 2.0, (8, 256))  # each BatchNorm's, the same for both engines
+    grads = []
+    for fast in (False, True):
+        model = source("paper_bn", np.float64)
+        model.fast = fast
+        bns = [layer for layer in model.layers if isinstance(layer, minicnn.BatchNorm2D)]
+        for layer in model.layers:
+            if isinstance(layer, minicnn.Dropout):
+                layer.rate = 0.0
+        for bn, var in zip(bns, variances, strict=True):
+            bn.running_var[:] = var[: bn.num_features]
+            bn.keep_statistics = True
+        before = [bn.running_mean.copy() for bn in bns]
+        loss_fn = minicnn.SoftmaxCrossEntropy()
+        out = model.forward(x, training=True)
+        np.testing.assert_allclose(out, model.forward(x, training=False), rtol=1e-12)
+        assert all(np.array_equal(bn.running_mean, b) for bn, b in zip(bns, before))
+        loss_fn.forward(model.forward(x, training=True), y)
+        model.backward(loss_fn.backward())
+        grads.append([p.grad.copy() for bn in bns for p in bn.parameters()])
+        if not fast:  # the gradient of the evaluation function, at three values of gamma
+            gamma = bns[2].gamma.data
+            for j in range(3):
+                loss = []
+                for h in (1e-6, -1e-6):
+                    gamma[j] += h
+                    loss.append(loss_fn.forward(model.forward(x, training=True), y))
+                    gamma[j] -= h
+                numeric = (loss[0] - loss[1]) / 2e-6
+                assert rel_error(bns[2].gamma.grad[j], numeric) <= 1e-6
+    assert max(rel_error(a, b) for a, b in zip(*grads)) <= 1e-10
+
+
 def test_fast_equals_reference_with_frozen_layers_over_training_steps():
     """Three SGD steps of paper_bn with its first stages frozen: same loss and weights.
 
@@ -493,9 +533,11 @@ def test_train_xray_init_fine_tunes_in_two_stages_on_a_train_test_folder(tmp_pat
     )
 
 
-def test_train_xray_init_from_a_batchnorm_model_with_its_recipe(tmp_path):
+@pytest.mark.parametrize("keep", [False, True], ids=["batch-statistics", "keep-statistics"])
+def test_train_xray_init_from_a_batchnorm_model_with_its_recipe(tmp_path, keep):
     """paper_bn as the source (16x16 here), --preset paper_bn's recipe: the head stage keeps
-    the frozen BatchNorms' running statistics; the second stage trains them."""
+    the frozen BatchNorms' running statistics; the second stage trains them, unless
+    --keep-statistics keeps them throughout."""
     import json
 
     from test_screening import chest_xray_folder
@@ -506,15 +548,18 @@ def test_train_xray_init_from_a_batchnorm_model_with_its_recipe(tmp_path):
     out = tmp_path / "ft"
     result = run_example("train_xray.py", "--data", data, "--init", tmp_path / "src.npz",
                          "--preset", "paper_bn", "--image-size", "16", "--epochs", "2",
-                         "--head-epochs", "1", "--batch-size", "16", "--out", out)  # fmt: skip
+                         "--head-epochs", "1", "--batch-size", "16", "--out", out,
+                         *(["--keep-statistics"] if keep else []))  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "epoch 1: the new head alone (Dense(256 -> 1); layers 0-29 frozen)" in result.stdout
+    kept = "from a fresh optimizer state, the BatchNorms on the source's running statistics"
+    assert (kept in result.stdout) == keep
     results = json.loads((out / "results.json").read_text())
     assert results["settings"]["optimizer"] == "AdamW" and len(results["history"]) == 2
     model = minicnn.load(out / "model.npz")  # the best epoch's: 1 (head alone) or 2
     bns = [(a, b) for a, b in zip(model.layers, src.layers) if isinstance(a, minicnn.BatchNorm2D)]
     same = [np.array_equal(a.running_mean, b.running_mean) for a, b in bns]
-    assert len(bns) == 8 and same == [results["best_epoch"] == 1] * 8, results["best_epoch"]
+    assert len(bns) == 8 and same == [keep or results["best_epoch"] == 1] * 8
 
 
 def test_train_paper_init_learns_new_classes_with_a_folded_gray_input(tmp_path):

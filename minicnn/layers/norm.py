@@ -21,7 +21,10 @@ class _BatchNorm(Layer):
     A frozen BatchNorm (gamma and beta both not trainable, as Sequential.freeze leaves them)
     uses its running statistics and leaves them alone in training too, as Keras does: a
     frozen backbone is then one fixed function of its input, the same in training and in
-    evaluation (batch_statistics says which statistics a forward uses).
+    evaluation (batch_statistics says which statistics a forward uses). So does a BatchNorm
+    with keep_statistics True, while its gamma and beta still train: Keras' advice for
+    fine-tuning (its BatchNormalization called with training=False), so that unfreezing a
+    backbone does not switch it to the new data's batch statistics at once.
 
     Backward, training (the batch statistics depend on x, so every x gets a share):
         xhat = (x - mean) / std ; dbeta = sum(dout) ; dgamma = sum(dout * xhat)
@@ -39,6 +42,7 @@ class _BatchNorm(Layer):
     NDIM = None  # dimensions of a batch
     BUFFERS = ("running_mean", "running_var")  # plain arrays saved with the model
     reduce = None  # sum over the ranks (sync_batchnorm), or None: the statistics of this batch
+    keep_statistics = False  # True: the running statistics in training too, left as they are
 
     def __init__(self, num_features, momentum=0.1, eps=1e-5):
         if not 0.0 <= momentum <= 1.0:
@@ -86,8 +90,10 @@ class _BatchNorm(Layer):
 
     def batch_statistics(self, training):
         """True when a forward normalises with the batch's statistics: in training, unless
-        the layer is frozen (then the running statistics, which stay as they are)."""
-        return training and (self.gamma.trainable or self.beta.trainable)
+        the layer is frozen or keep_statistics is set (then the running statistics, which
+        stay as they are)."""
+        trainable = self.gamma.trainable or self.beta.trainable
+        return training and trainable and not self.keep_statistics
 
     def forward(self, x, training=False):
         expect_ndim(self, x, self.NDIM, "a batch (N, C, H, W)" if self.NDIM == 4 else "(N, F)")

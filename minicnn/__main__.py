@@ -15,10 +15,11 @@ line `error: ...` and exit code 1 (minicnn/cli_common.py); --debug shows its tra
 import argparse
 import os
 import sys
+from itertools import zip_longest
 
 import numpy as np
 
-from .cli_common import add_debug_option, report_skipped, run
+from .cli_common import CommandError, add_debug_option, report_skipped, run
 
 
 def _load_model(path):
@@ -113,7 +114,6 @@ def evaluate(args):
     its threshold (sensitivity, specificity) and by its ROC AUC. --tta flip adds the same
     figures for the mean over each image and its mirror.
     """
-    from .cli_common import CommandError
     from .data import load
     from .data.sources import printable
     from .metrics import binary_metrics
@@ -127,10 +127,8 @@ def evaluate(args):
     if split is None or not len(split):
         raise CommandError(f"{printable(args.data)} has no {name} split")
     if model.class_names is not None and list(model.class_names) != ds.class_names:
-        differ = next(
-            (i for i, (a, b) in enumerate(zip(model.class_names, ds.class_names)) if a != b),
-            min(len(model.class_names), len(ds.class_names)),
-        )
+        pairs = enumerate(zip_longest(model.class_names, ds.class_names))
+        differ = next(i for i, (a, b) in pairs if a != b)
         raise CommandError(
             f"the classes of {printable(args.data)} ({ds.num_classes}) are not the model's "
             f"({len(model.class_names)}): they differ at class {differ}"
@@ -142,13 +140,14 @@ def evaluate(args):
     t = 0.5 if model.threshold is None else model.threshold
     for tta in [None] + ([args.tta] if args.tta else []):
         result = evaluate_split(model, split, tta=tta)
-        line = f"accuracy {result['accuracy']:.2%}"
-        if "top5" in result:
-            line += f"   top-5 {result['top5']:.2%}"
         if ds.num_classes == 2:
             m = binary_metrics(result["labels"], result["probs"][:, 1], t)
             line = (f"sensitivity {m['sensitivity']:.3f}   specificity {m['specificity']:.3f}   "
                     f"(threshold {t:.4g})   ROC AUC {m['auc']:.3f}")  # fmt: skip
+        else:
+            line = f"accuracy {result['accuracy']:.2%}"
+            if "top5" in result:
+                line += f"   top-5 {result['top5']:.2%}"
         print(f"  {'one view' if tta is None else '--tta ' + tta + ':':<12} {line}")
     return 0
 

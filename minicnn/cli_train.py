@@ -436,7 +436,7 @@ def write_results(run, history, seconds, loss_fn, data, settings, extra=None):
         print(f"  top-5 accuracy {result['top5']:.1%}")
         metrics["top5"] = result["top5"]
     if settings.get("tta"):  # the same model shown more views of each test image
-        metrics["tta"] = test_time(best, test, loss_fn, settings["tta"])
+        metrics["tta"] = tta_figures(best, test, loss_fn, settings["tta"])
     predicted, extra = result["predictions"], dict(extra or {})
     if K == 2:
         threshold, extra["screening"] = cli_screening.report(best, data, result, settings, run)
@@ -475,7 +475,7 @@ def write_results(run, history, seconds, loss_fn, data, settings, extra=None):
     print(f"predict: python -m minicnn predict {run.model} IMAGE [IMAGE ...]")
 
 
-def test_time(model, split, loss_fn, tta):
+def tta_figures(model, split, loss_fn, tta):
     """evaluate(..., tta=tta) printed as one line; its figures as a dict for results.json."""
     result = evaluate(model, split, loss_fn, tta=tta)
     figures = {"views": tta, "loss": result["loss"], "accuracy": result["accuracy"]}

@@ -125,8 +125,8 @@ def views(x, tta=None):
     """The views of a batch a model is shown at test time, to average its probabilities over.
 
     x: (N, C, H, W), any dtype. tta None gives [x]; "flip" gives [x, x mirrored left-right]
-    (a C-contiguous copy). Only for data whose training saw flips, or whose classes do not
-    change in a mirror: a photo's class does, an X-ray's anatomy does not (its heart moves).
+    (a C-contiguous copy). Only for data whose classes survive a mirror: a photo's do, a
+    chest X-ray's anatomy does not (its heart moves to the other side).
     """
     if tta is None:
         return [x]

@@ -1,33 +1,47 @@
-"""Optimizers. They live outside the layers and read each Parameter's .data and .grad."""
+"""Optimizers: SGD, Adam and AdamW, each step written as the equations of its paper.
+
+They live outside the layers: a step reads each Parameter's .grad and moves its .data. A
+frozen Parameter (trainable False) is skipped: it and its optimizer state stay as they are.
+"""
 
 import numpy as np
 
-from ._kernels import kernels
+from .fast import adam as fast_adam
 
 
 class SGD:
-    """Stochastic gradient descent with optional momentum.
+    """Stochastic gradient descent with optional momentum, as torch.optim.SGD (dampening 0).
 
-    v = momentum * v + grad ; p -= lr * v   (momentum 0: p -= lr * grad)
-    A frozen parameter (trainable False) is skipped: neither it nor its velocity moves.
+        v = momentum * v + g          the velocity (momentum 0: plain SGD, p -= lr * g)
+        p -= lr * v                   or, nesterov=True: p -= lr * (g + momentum * v)
+
+    Shape: v has the shape and dtype of its parameter; state_dict() = {"velocity": [v, ...]}.
     """
 
-    def __init__(self, parameters, lr, momentum=0.0):
+    def __init__(self, parameters, lr, momentum=0.0, nesterov=False):
+        if nesterov and momentum <= 0:
+            raise ValueError(f"SGD(nesterov=True) needs a momentum > 0, got {momentum}")
         self.parameters = list(parameters)
         self.lr = lr
         self.momentum = momentum
+        self.nesterov = nesterov
         self.velocity = [np.zeros_like(p.data) for p in self.parameters]
 
     def step(self):
+        lr, mu = self.lr, self.momentum
         for p, v in zip(self.parameters, self.velocity):
             if not p.trainable:
                 continue
-            if self.momentum:
-                v *= self.momentum
-                v += p.grad
-                p.data -= self.lr * v
+            g = p.grad
+            if not mu:
+                p.data -= lr * g  # theta <- theta - lr g
+                continue
+            v *= mu  # v <- mu v + g, in place: v is kept from step to step
+            v += g
+            if self.nesterov:
+                p.data -= lr * (g + mu * v)  # theta <- theta - lr (g + mu v)
             else:
-                p.data -= self.lr * p.grad
+                p.data -= lr * v  # theta <- theta - lr v
 
     def state_dict(self):
         return {"velocity": [v.copy() for v in self.velocity]}
@@ -70,31 +84,30 @@ def param_groups(parameters, weight_decay, no_decay=()):
 
 
 def biases_and_norms(parameters):
-    """The 1-D Parameters (biases, BatchNorm's gamma and beta): the usual no_decay list.
-
-    Decaying them only shrinks offsets and scales that the next BatchNorm undoes (timm and
-    most recipes exclude every parameter with ndim <= 1).
-    """
+    """The Parameters with ndim <= 1 (biases, BatchNorm's gamma and beta): the usual no_decay."""
     return [p for p in parameters if p.data.ndim <= 1]
 
 
 class Adam:
-    """Adam (Kingma & Ba, 2015) with bias correction.
+    """Adam (Kingma & Ba, 2015, Algorithm 1) with bias correction, as torch.optim.Adam.
 
-    t += 1
-    m = beta1 * m + (1 - beta1) * g          # first moment
-    v = beta2 * v + (1 - beta2) * g**2       # second moment
-    m_hat = m / (1 - beta1**t) ; v_hat = v / (1 - beta2**t)
-    p -= lr * m_hat / (sqrt(v_hat) + eps)
-    weight_decay adds weight_decay * p to g (L2, as torch.optim.Adam). m and v are created
-    once, per parameter, and kept across steps. The update runs as one Numba pass per
-    parameter (kernels/adam.py).
-    parameters: Parameters, or parameter groups with their own weight_decay; no_decay:
-    Parameters left undecayed (see param_groups). `lr` may be changed between steps
-    (minicnn.schedules does). m, v and self.parameters follow the groups' order.
-    A frozen parameter (trainable False) is skipped: no decay, no step, its m and v stay;
-    t counts the optimizer's steps, so a parameter unfrozen later starts its moments at
-    zero with a bias correction near 1 (fine-tuning makes a new optimizer per stage).
+    At step t (t = 1, 2, ...), for each parameter p with gradient g:
+
+        g = g + weight_decay * p                 the L2 term (weight_decay 0: none)
+        m = beta1 * m + (1 - beta1) * g          first moment
+        v = beta2 * v + (1 - beta2) * g**2       second moment
+        m_hat = m / (1 - beta1**t)               bias corrections
+        v_hat = v / (1 - beta2**t)
+        p -= lr * m_hat / (sqrt(v_hat) + eps)
+
+    parameters: Parameters, or groups {"params": [...], "weight_decay": wd} (param_groups);
+    no_decay: Parameters whose weight_decay is 0. lr may change between steps (schedules).
+    fast (default True): the fused step of the fast engine (minicnn/fast/adam.py, one Numba
+    pass per parameter); False: the NumPy lines of _update, one per equation. Both run in the
+    arrays' own precision, with 1 - beta**t as float64 scalars.
+
+    State: t, and m, v of each parameter's shape and dtype, in the order of self.parameters
+    (the groups' order); state_dict() = {"t": t, "m": [...], "v": [...]}.
     """
 
     decoupled = False  # AdamW: the decay is a step of its own, not part of g
@@ -108,6 +121,7 @@ class Adam:
         eps=1e-8,
         weight_decay=0.0,
         no_decay=(),
+        fast=True,
     ):
         self.param_groups = param_groups(parameters, weight_decay, no_decay)
         self.parameters = [p for g in self.param_groups for p in g["params"]]
@@ -116,9 +130,10 @@ class Adam:
         self.beta2 = beta2
         self.eps = eps
         self.weight_decay = weight_decay
+        self.fast = fast
         self.t = 0
-        self.m = [np.zeros_like(p.data) for p in self.parameters]
-        self.v = [np.zeros_like(p.data) for p in self.parameters]
+        self.m = [np.zeros(p.shape, p.data.dtype) for p in self.parameters]
+        self.v = [np.zeros(p.shape, p.data.dtype) for p in self.parameters]
 
     def step(self):
         self.t += 1
@@ -126,22 +141,26 @@ class Adam:
         for p, m, v, wd in zip(self.parameters, self.m, self.v, decays):
             if not p.trainable:
                 continue
-            if not p.data.flags.c_contiguous:
-                p.data = np.ascontiguousarray(p.data)
-            if self.decoupled and wd:
-                p.data *= 1 - self.lr * wd  # AdamW: p -= lr * weight_decay * p, first
-            kernels.adam.adam_step(
-                p.data.reshape(-1),
-                np.ascontiguousarray(p.grad, dtype=p.data.dtype).reshape(-1),
-                m.reshape(-1),
-                v.reshape(-1),
-                self.lr,
-                self.beta1,
-                self.beta2,
-                self.eps,
-                0.0 if self.decoupled else wd,
-                self.t,
-            )
+            if self.fast:
+                b1, b2, eps = self.beta1, self.beta2, self.eps
+                fast_adam.adam_step(p, m, v, self.lr, b1, b2, eps, wd, self.decoupled, self.t)
+            else:
+                self._update(p, m, v, wd)
+
+    def _update(self, p, m, v, wd):
+        """One parameter's step: the equations, a line each, in p's own precision."""
+        lr, b1, b2, eps = float(self.lr), float(self.beta1), float(self.beta2), float(self.eps)
+        g = p.grad.astype(p.data.dtype, copy=False)
+        if self.decoupled and wd:
+            p.data *= 1 - lr * wd  # AdamW, first: theta <- (1 - alpha lambda) theta
+        elif wd:
+            g = g + wd * p.data  # Adam's L2 term: g_t <- g_t + lambda theta_{t-1}
+        m[:] = b1 * m + (1 - b1) * g  # m_t = beta1 m_{t-1} + (1 - beta1) g_t
+        v[:] = b2 * v + (1 - b2) * g * g  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+        m_hat = m / (1 - b1**self.t)  # m^_t = m_t / (1 - beta1^t)
+        v_hat = v / (1 - b2**self.t)  # v^_t = v_t / (1 - beta2^t)
+        # theta_t = theta_{t-1} - alpha m^_t / (sqrt(v^_t) + eps)
+        p.data -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
     def state_dict(self):
         return {"t": self.t, "m": [m.copy() for m in self.m], "v": [v.copy() for v in self.v]}
@@ -163,9 +182,9 @@ class Adam:
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as torch.optim.AdamW.
 
-    Each step first shrinks the weights, p -= lr * weight_decay * p, then takes the Adam
-    step above with the plain gradient (no L2 term in g, so m and v never see the decay).
-    Defaults as PyTorch: weight_decay=1e-2. Groups and no_decay as Adam.
+    Each step first shrinks the weights, p *= 1 - lr * weight_decay, then takes Adam's step
+    with the plain gradient: no L2 term in g, so m and v never see the decay.
+    Defaults as PyTorch's (weight_decay=1e-2); groups, no_decay and fast as Adam.
     """
 
     decoupled = True
@@ -179,5 +198,6 @@ class AdamW(Adam):
         eps=1e-8,
         weight_decay=1e-2,
         no_decay=(),
+        fast=True,
     ):
-        super().__init__(parameters, lr, beta1, beta2, eps, weight_decay, no_decay)
+        super().__init__(parameters, lr, beta1, beta2, eps, weight_decay, no_decay, fast)

@@ -1,7 +1,8 @@
 """The fast engine: the same numbers as the layers in minicnn/layers/, computed faster.
 
 Sequential uses it by default (`fast=True`); `model.fast = False` runs every layer's own
-forward and backward instead. Everything here exists only for speed:
+forward and backward instead. Adam and AdamW likewise take adam_step unless `fast=False`.
+Everything here exists only for speed:
 
 | step (file)            | equals (reference layers)             | faster by                |
 | ---------------------- | ------------------------------------- | ------------------------ |
@@ -11,6 +12,8 @@ forward and backward instead. Everything here exists only for speed:
 | FastConv (blocks.py)   | Conv2D                                | chunks, threads          |
 | FastMaxPool (pool.py)  | MaxPool2D                             | threads                  |
 | any other layer        | itself (its own forward and backward) |                          |
+| adam_step (adam.py)    | the NumPy lines of Adam and AdamW     | one pass over memory     |
+|                        |   (minicnn/optim.py)                  |                          |
 
 Every convolution runs chunk by chunk: as im2col and one matrix product (conv.py), or for
 3x3 stride-1 kernels as Winograd F(2x2, 3x3) (winograd.py; conv_matmul chooses). Chunking
@@ -20,7 +23,8 @@ its backward needs; the layers it reads keep nothing for it (their `cache` is cl
 tests/test_fast.py holds every output and gradient of every step to the reference layers:
 in float64 to a relative error of 1e-12, in float32 within rounding, with chunk
 boundaries inside the batch, on im2col and on Winograd, at 1 and 2 threads, and over
-SGD and Adam steps of the three paper networks.
+SGD and Adam steps of the three paper networks; tests/test_optim.py holds adam_step to
+Adam's NumPy lines.
 """
 
 from ..layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU

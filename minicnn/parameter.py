@@ -9,10 +9,11 @@ class Parameter:
     A layer's backward overwrites `.grad` (it does not accumulate), so there is no
     zero_grad step: each backward pass leaves exactly the gradient of the last batch.
 
-    trainable (default True): False freezes the parameter. The optimizers then leave it
-    as it is, and backward does not compute its gradient (`.grad` keeps whatever it held),
-    so a frozen layer costs only the input gradient the layers below it need
-    (Sequential.freeze / unfreeze set it per layer).
+    trainable (default True): False freezes the parameter: SGD, Adam and AdamW never update
+    it (Sequential.freeze / unfreeze set it per layer). Its `.grad` is not to be relied on:
+    a reference layer computes it like any other, but Sequential.backward does not visit the
+    layers below the lowest trainable one, and the fast engine's convolution steps skip the
+    gradients of frozen parameters.
     """
 
     def __init__(self, data, trainable=True):

@@ -186,6 +186,44 @@ def test_paper_networks_train_alike_on_both_engines(preset, optimizer, dtype, bo
     assert max(rel_error(a, b) for a, b in zip(weights_fast, weights_ref)) <= bound
 
 
+def test_frozen_layers_between_trainable_ones(n_threads):
+    """A frozen ConvBlock and FastConv above a trainable convolution, float64: the reference
+    layers compute every gradient by the textbook rule, frozen or not (the same as unfrozen);
+    the fast engine skips the frozen weights' gradients (their .grad keeps a NaN sentinel)
+    and agrees on the output, the input gradient and every trainable gradient. A step then
+    leaves the frozen weights as they were, on both engines."""
+    rng = np.random.default_rng(4)
+
+    def model():
+        return minicnn.Sequential([
+            minicnn.Conv2D(2, 3, 3, padding=1, rng=0), minicnn.ReLU(), minicnn.MaxPool2D(2),
+            minicnn.Conv2D(3, 4, 3, padding=1, rng=1), minicnn.ReLU(),  # frozen ConvBlock
+            minicnn.Conv2D(4, 4, 3, padding=1, rng=2),  # frozen FastConv
+            minicnn.Flatten(), minicnn.Dense(64, 3, rng=3),
+        ]).astype(np.float64)  # fmt: skip
+
+    x, dout = rng.standard_normal((3, 2, 8, 8)), rng.standard_normal((3, 3))
+    unfrozen = run(model(), x, dout, fast=False)
+    for fast in (True, False):
+        net = model()
+        frozen = net[3].parameters() + net[5].parameters()
+        for p in frozen:
+            p.trainable = False
+            p.grad = np.full_like(p.data, np.nan)
+        arrays = run(net, x, dout, fast)
+        for p, a, b in zip([None, None] + net.parameters(), arrays, unfrozen):
+            if fast and p is not None and not p.trainable:
+                assert np.isnan(a).all()  # skipped
+            elif fast:
+                assert rel_error(a, b) <= 1e-12
+            else:
+                np.testing.assert_array_equal(a, b)  # the textbook rule, frozen or not
+        before = [p.data.copy() for p in frozen]
+        minicnn.SGD(net.parameters(), lr=0.1, momentum=0.9).step()
+        for p, b in zip(frozen, before):
+            np.testing.assert_array_equal(p.data, b)
+
+
 def test_a_layer_inside_a_fused_block_refuses_a_stale_backward():
     """After a fast forward, a fused ReLU has no values of its own: an error, not stale ones."""
     model = minicnn.Sequential(

@@ -6,7 +6,10 @@ from .base import Layer, expect_ndim
 
 
 class ReLU(Layer):
-    """y = max(x, 0); dx = dout where x > 0, else 0. Any shape."""
+    """out = max(x, 0); backward: dx = dout * (x > 0).
+
+    Shape: x any shape; out and dx the same.
+    """
 
     def forward(self, x, training=False):
         self.cache = x > 0
@@ -24,7 +27,10 @@ def sigmoid(x):
 
 
 class Sigmoid(Layer):
-    """y = 1 / (1 + exp(-x)); dx = dout * y * (1 - y). Any shape."""
+    """out = 1 / (1 + exp(-x)); backward: dx = dout * out * (1 - out).
+
+    Shape: x any shape; out and dx the same.
+    """
 
     def forward(self, x, training=False):
         y = self.cache = sigmoid(x).astype(x.dtype, copy=False)
@@ -42,10 +48,10 @@ def softmax(x, axis=1):
 
 
 class Softmax(Layer):
-    """Softmax over axis 1: x (N, K) -> y (N, K), rows sum to 1.
+    """Softmax over axis 1: out[n, k] = exp(x[n, k]) / sum_j exp(x[n, j]).
 
-    dx = y * (dout - sum_k dout_k y_k). For training, use SoftmaxCrossEntropy on the
-    logits instead: it fuses this layer and the loss into the stabler y - onehot.
+    Shape: x (N, K) -> out (N, K), each row sums to 1.
+    Backward: dx = out * (dout - sum_k dout[:, k] * out[:, k]), the sum per row.
     """
 
     def forward(self, x, training=False):

@@ -34,8 +34,8 @@ class Layer:
 
     self.cache holds the values of the last forward (None before any). backward reads them
     through saved(), which says clearly when there are none: in a model on the fast engine,
-    a fused block computes a layer's output without calling its forward, and then clears
-    its cache, so a later backward never uses the values of an earlier call.
+    a fused step computes a layer's output without calling its forward, and Sequential
+    clears that layer's cache, so a later backward never uses the values of an earlier call.
     """
 
     cache = None

@@ -8,23 +8,25 @@ from .base import Layer, ShapeError, as_rng, expect_ndim
 
 
 class Conv2D(Layer):
-    """2-D convolution (cross-correlation, as in every deep-learning library).
+    """2-D convolution (cross-correlation, as in every deep-learning library), by im2col.
+
+    out[n, f, h, w] = b[f] + sum_{c, i, j} W[f, c, i, j] * x_pad[n, c, s*h + i, s*w + j]
 
     Args:
-        in_channels (C), out_channels (F), kernel_size (k, square), stride,
-        padding: int, or "same" (stride 1, odd k: pads (k-1)//2 so H_out = H).
-        rng: numpy Generator or int seed for the He-normal initialisation.
-        bias: False leaves out b (its b is None), as a convolution before BatchNorm wants.
+        in_channels (C), out_channels (F), kernel_size (k, square), stride (s),
+        padding (p): int, or "same" (stride 1, odd k: p = (k-1)//2, so H_out = H).
+        rng: numpy Generator or int seed; W is He-normal, std = sqrt(2 / (C*k*k)).
+        bias: False leaves out b (b is None).
 
     Shape:
-        x:   (N, C, H, W)
-        out: (N, F, H_out, W_out)
-        H_out = (H + 2*padding - k) // stride + 1, W_out likewise
-        W: (F, C, k, k), b: (F,)
+        x:    (N, C, H, W)
+        out:  (N, F, H_out, W_out), H_out = (H + 2*p - k) // s + 1, W_out likewise
+        W:    (F, C, k, k), b: (F,)
+        cols: (C*k*k, N*H_out*W_out), one k x k window of x per column (kernels/im2col.py)
 
-    Every output value is a dot product of W[f] with one k x k window of x. im2col lays
-    each window out as a column, so all of them together are one matrix multiply.
-    (The fast engine, minicnn/fast/, computes the same numbers a few images at a time.)
+    Forward:  Y = W2 @ cols + b, with W2 = W.reshape(F, C*k*k); Y (F, N*H_out*W_out) -> NCHW.
+    Backward, with dY = dout as (F, N*H_out*W_out):
+        dW = dY @ cols.T ; db = dY summed over its columns ; dx = col2im(W2.T @ dY)
     """
 
     def __init__(
@@ -98,11 +100,10 @@ class Conv2D(Layer):
         F = self.out_channels
         k, s, p = self.kernel_size, self.stride, self.pad
         dY = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N*H_out*W_out)
-        if self.b is not None and self.b.trainable:  # a frozen parameter gets no gradient
-            self.b.grad = dY.sum(axis=1).astype(self.b.data.dtype, copy=False)
-        if self.W.trainable:
-            dW = dY @ cols.T  # (F, C*k*k)
-            self.W.grad = dW.reshape(self.W.data.shape).astype(self.W.data.dtype, copy=False)
+        dW = dY @ cols.T  # (F, C*k*k)
+        self.W.grad = dW.reshape(self.W.data.shape).astype(self.W.data.dtype, copy=False)
+        if self.b is not None:
+            self.b.grad = dY.sum(axis=1).astype(self.b.data.dtype, copy=False)  # (F,)
         if not input_grad:
             return None
         W2 = self.W.data.reshape(F, -1).astype(dout.dtype, copy=False)  # (F, C*k*k)

@@ -22,15 +22,15 @@ class Flatten(Layer):
 
 
 class Dense(Layer):
-    """y = x @ W + b.
+    """Fully connected: out = x @ W + b.
+
+    Args: in_features, out_features, rng (numpy Generator or int seed), init: "he"
+    (normal, std = sqrt(2 / in_features)) or "glorot" (uniform in +-sqrt(6 / (in + out))).
 
     Shape:
         x: (N, in_features) -> out: (N, out_features)
         W: (in_features, out_features), b: (out_features,)
     Backward: dW = x.T @ dout ; db = dout summed over N ; dx = dout @ W.T
-    Init from a seeded generator: init="he" is He-normal, std = sqrt(2 / in_features), for
-    layers followed by ReLU; init="glorot" is Glorot-uniform, limit sqrt(6 / (in + out)),
-    for the output layer, so the first loss sits near log(num_classes).
     """
 
     def __init__(self, in_features, out_features, rng=None, init="he"):
@@ -72,10 +72,8 @@ class Dense(Layer):
 
     def backward(self, dout, input_grad=True):
         x = self.saved()
-        if self.W.trainable:  # a frozen parameter gets no gradient
-            self.W.grad = (x.T @ dout).astype(self.W.data.dtype, copy=False)
-        if self.b.trainable:
-            self.b.grad = dout.sum(axis=0).astype(self.b.data.dtype, copy=False)
+        self.W.grad = (x.T @ dout).astype(self.W.data.dtype, copy=False)  # (in, out)
+        self.b.grad = dout.sum(axis=0).astype(self.b.data.dtype, copy=False)  # (out,)
         if not input_grad:
             return None
         return dout @ self.W.data.astype(dout.dtype, copy=False).T

@@ -6,11 +6,12 @@ from .base import Layer, as_rng
 
 
 class Dropout(Layer):
-    """Drops each element with probability `rate` and scales the rest by 1 / (1 - rate).
+    """Inverted dropout: out = x * mask / (1 - rate) in training; out = x in evaluation.
 
-    `rate` is the fraction dropped (the paper's 0.2; its "0.8" is TensorFlow 1's
-    keep_prob). Because of the scaling, evaluation (training=False) is the identity.
-    The mask comes from the layer's own seeded generator. Any shape.
+    mask is 1 with probability 1 - rate and 0 otherwise, per element, drawn from the
+    layer's own generator (rng: numpy Generator or int seed); rate, in [0, 1), is the
+    fraction dropped.
+    Shape: x any shape; out and dx the same. Backward: dx = dout * mask / (1 - rate).
     """
 
     def __init__(self, rate, rng=None):

@@ -7,16 +7,17 @@ from .base import Layer, ShapeError, expect_ndim
 
 
 class MaxPool2D(Layer):
-    """Max pooling over pool_size x pool_size windows.
+    """Max pooling: out[n, c, h, w] = max of x[n, c] over the window at (s*h, s*w).
+
+    Args: pool_size (k, square windows), stride (s, default k).
 
     Shape:
         x:   (N, C, H, W)
-        out: (N, C, H_out, W_out), H_out = (H - pool_size) // stride + 1
-    Windows that do not fit are dropped (the floor rule). stride defaults to pool_size.
-    Forward keeps the argmax of every window (its flat index h*W + w in the plane); ties go
-    to the first maximum in reading order (row by row, left to right), as NumPy's argmax.
-    Backward sends each dout to that argmax; where windows overlap (stride < pool_size)
-    the contributions add up.
+        out: (N, C, H_out, W_out), H_out = (H - k) // s + 1, W_out likewise
+    Windows that do not fit are dropped (the floor rule). Forward keeps the argmax of every
+    window (its flat index h*W + w in the plane); ties go to the first maximum in reading
+    order (row by row, left to right), as NumPy's argmax.
+    Backward: dx[argmax] += dout, so where windows overlap (s < k) the contributions add up.
     """
 
     def __init__(self, pool_size=2, stride=None):

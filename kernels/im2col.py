@@ -1,7 +1,8 @@
 """im2col / col2im: turn a convolution into a matrix multiply.
 
-Layout: x is (N, C, H, W) (Conv2D passes a chunk of a few images at a time, so that cols
-stays in cache); cols is (C*KH*KW, N*H_out*W_out), so that
+Layout: x is (N, C, H, W): the whole batch from Conv2D, a chunk of a few images from the
+fast engine (minicnn/fast/conv.py, so that cols stays in cache); cols is
+(C*KH*KW, N*H_out*W_out), so that
 `Y = W.reshape(F, C*KH*KW) @ cols` is one matrix multiply giving (F, N*H_out*W_out).
 Row index of cols: c*KH*KW + i*KW + j (the same order as W.reshape(F, -1)).
 Column index: n*H_out*W_out + oh*W_out + ow. Zero padding is applied on the fly.
@@ -18,7 +19,7 @@ def im2col(x, kh, kw, stride, pad, out_h, out_w, cols):
     """Fill cols (C*kh*kw, N*out_h*out_w) from x (N, C, H, W).
 
     Image n writes only the columns n*out_h*out_w ... (n+1)*out_h*out_w - 1, so slices of
-    the batch can run on separate threads (minicnn.threads.parallel_for).
+    the batch can run on separate threads (minicnn/fast/threads.py: parallel_for).
     (A version that precomputes the valid column range and copies slices measured slower:
     LLVM vectorises this plain loop with its bounds test better.)
     """

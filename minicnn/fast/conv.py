@@ -1,19 +1,21 @@
 """Conv2D a few images at a time, on every thread: the fast engine's convolution.
 
-It computes what minicnn.layers.Conv2D computes (im2col -> one matrix multiply), with three
+It computes what minicnn.layers.Conv2D computes (im2col -> one matrix multiply), with four
 changes that only make it faster:
 - the batch is cut into one slice per thread (threads.parallel_for), and each slice into
   chunks of a few images, so that a chunk's cols (C*k*k, n*H'*W') stays in cache and the
   whole-batch cols is never stored (backward rebuilds each chunk's cols instead);
-- a stride-1 convolution builds its cols as shifted copies of zero-padded planes
-  (kernels/im2col.py: im2col_s1): its output rows are the padded width Wr = W + 2*pad wide,
-  and the columns ow >= W' are computed and ignored;
+- a stride-1 convolution (outputs at least SHIFTED_MIN_WIDTH wide) builds its cols as
+  shifted copies of zero-padded planes (kernels/im2col.py: im2col_s1): its output rows are
+  the padded width Wr = W + 2*pad wide, and the columns ow >= W' are computed and ignored;
 - each chunk's product goes to an epilogue while it is in cache: FastConv (blocks.py) adds
-  the bias and writes NCHW there; the fused blocks also apply ReLU and max pool.
-What one chunk does is three methods (_prepare, _forward_chunk, _backward_chunk, with
-_weight_grad): winograd.py's WinogradConv replaces only those, and keeps the chunking, the
-threads and the dW reduction here. Tests: tests/test_fast.py holds every gradient of both
-to the reference layer.
+  the bias and writes NCHW there; the fused blocks also apply ReLU and max pool;
+- a frozen W (trainable False) gets no dW: backward then builds no cols, only dx (unless
+  the caller asks for dW, see backward).
+What one chunk does is four methods (_prepare, _forward_chunk, _backward_chunk and
+_weight_grad), and its size and row width two more (_chunk, row_width): winograd.py's
+WinogradConv replaces those, and keeps the chunk loop, the threads and the dW reduction
+here. Tests: tests/test_fast.py holds every gradient of both to the reference layer.
 """
 
 import numpy as np

@@ -12,8 +12,8 @@ has the transforms and their derivation). Backward is the exact adjoint of that 
 Rounding differs from im2col's: the transforms add and subtract inputs before the products.
 The float32 result stays within the bound the fast engine is held to (norm-wise 1e-5 of the
 reference layer); float64 within 1e-12. tests/test_fast.py checks both, as for im2col.
-conv.py's ChunkedConv gives the chunking, threads and the dW reduction; this class only
-replaces what one chunk does.
+conv.py's ChunkedConv gives the chunk loop, threads and the dW reduction; this class replaces
+what one chunk does and how many images a chunk holds.
 """
 
 import numpy as np

@@ -2,10 +2,10 @@
 
 A multiply-add (MAC) is one product added into a sum: a convolution's output value costs
 C*k*k of them, a dense unit in_features. BatchNorm counts one per value (x * scale + shift,
-once its statistics are fixed; the fast engine folds it into the convolution). Pools,
-activations, dropout and flatten only compare, add or copy: 0. The convention is the one of
-the paper's notes (paper: 12.0 M, paper13: 23.0 M at 64x64) and of most papers' "FLOPs".
-Training costs about three times the forward pass.
+once its statistics are fixed; in evaluation the fast engine folds it into the convolution,
+at no cost). Pools, activations, dropout and flatten only compare, add or copy: 0. The
+convention is the one of the paper's notes (paper: 12.0 M, paper13: 23.0 M at 64x64) and of
+most papers' "FLOPs". Training costs about three times the forward pass.
 """
 
 import numpy as np

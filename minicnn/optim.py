@@ -103,7 +103,7 @@ class Adam:
     parameters: Parameters, or groups {"params": [...], "weight_decay": wd} (param_groups);
     no_decay: Parameters whose weight_decay is 0. lr may change between steps (schedules).
     fast (default True): the fused step of the fast engine (minicnn/fast/adam.py, one Numba
-    pass per parameter); False: the NumPy lines of _update, one per equation. Both run in the
+    pass per parameter); False: the NumPy lines in step(), one per equation. Both run in the
     arrays' own precision, with 1 - beta**t as float64 scalars.
 
     State: t, and m, v of each parameter's shape and dtype, in the order of self.parameters
@@ -137,30 +137,28 @@ class Adam:
 
     def step(self):
         self.t += 1
+        lr, b1, b2, eps = float(self.lr), float(self.beta1), float(self.beta2), float(self.eps)
+        bias1, bias2 = 1 - b1**self.t, 1 - b2**self.t  # the bias corrections: float64 scalars
         decays = [g["weight_decay"] for g in self.param_groups for _ in g["params"]]
         for p, m, v, wd in zip(self.parameters, self.m, self.v, decays):
             if not p.trainable:
-                continue
-            if self.fast:
-                b1, b2, eps = self.beta1, self.beta2, self.eps
-                fast_adam.adam_step(p, m, v, self.lr, b1, b2, eps, wd, self.decoupled, self.t)
-            else:
-                self._update(p, m, v, wd)
-
-    def _update(self, p, m, v, wd):
-        """One parameter's step: the equations, a line each, in p's own precision."""
-        lr, b1, b2, eps = float(self.lr), float(self.beta1), float(self.beta2), float(self.eps)
-        g = p.grad.astype(p.data.dtype, copy=False)
-        if self.decoupled and wd:
-            p.data *= 1 - lr * wd  # AdamW, first: theta <- (1 - alpha lambda) theta
-        elif wd:
-            g = g + wd * p.data  # Adam's L2 term: g_t <- g_t + lambda theta_{t-1}
-        m[:] = b1 * m + (1 - b1) * g  # m_t = beta1 m_{t-1} + (1 - beta1) g_t
-        v[:] = b2 * v + (1 - b2) * g * g  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
-        m_hat = m / (1 - b1**self.t)  # m^_t = m_t / (1 - beta1^t)
-        v_hat = v / (1 - b2**self.t)  # v^_t = v_t / (1 - beta2^t)
-        # theta_t = theta_{t-1} - alpha m^_t / (sqrt(v^_t) + eps)
-        p.data -= lr * m_hat / (np.sqrt(v_hat) + eps)
+                continue  # frozen: no decay, no step; its m and v stay
+            if self.fast:  # the lines below in one Numba pass over p, m and v
+                fast_adam.adam_step(
+                    p, m, v, self.lr, self.beta1, self.beta2, self.eps, wd, self.decoupled, self.t
+                )
+            else:  # the NumPy lines, one per equation, in p's own precision
+                g = p.grad.astype(p.data.dtype, copy=False)
+                if self.decoupled and wd:
+                    p.data *= 1 - lr * wd  # AdamW, first: theta <- (1 - alpha lambda) theta
+                elif wd:
+                    g = g + wd * p.data  # Adam's L2 term: g_t <- g_t + lambda theta_{t-1}
+                m[:] = b1 * m + (1 - b1) * g  # m_t = beta1 m_{t-1} + (1 - beta1) g_t
+                v[:] = b2 * v + (1 - b2) * g * g  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+                m_hat = m / bias1  # m^_t = m_t / (1 - beta1^t)
+                v_hat = v / bias2  # v^_t = v_t / (1 - beta2^t)
+                # theta_t = theta_{t-1} - alpha m^_t / (sqrt(v^_t) + eps)
+                p.data -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
     def state_dict(self):
         return {"t": self.t, "m": [m.copy() for m in self.m], "v": [v.copy() for v in self.v]}

@@ -6,7 +6,9 @@ runs here, in a temporary working folder, on small built-in data. The blocks of 
 in order in one namespace, as a reader pastes them one after another; then the values the
 page promises are checked (CHECKS). A block that cannot run here (it needs MPI, data files or
 hours) starts with the line "# not run by the tests: <why>"; such blocks are few, and each
-says why. Python is fenced as ```python only, so that no example escapes these tests.
+says why. Python is fenced as ```python only, so that no example escapes these tests. A page
+whose example imports an optional extra (mpi4py, onnx, onnxruntime, torch) that is not
+installed is skipped, saying so; the README's test command installs [mpi] and [onnx].
 """
 
 import re
@@ -20,6 +22,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.S | re.M)
 SKIP = "# not run by the tests:"
 MAIN_COMMAND = "pip install -e . && python examples/train_paper.py"
+OPTIONAL = {"mpi4py", "onnx", "onnxruntime", "torch"}  # the extras [mpi], [onnx], [bench]
 
 
 def name(page):
@@ -112,7 +115,12 @@ def test_python_blocks_run(page, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # examples write their files into the working folder
     namespace = {"__name__": "__docs__"}
     for line, code in runnable(page):
-        exec(compile(code, f"{name(page)}, the block at line {line}", "exec"), namespace)
+        try:
+            exec(compile(code, f"{name(page)}, the block at line {line}", "exec"), namespace)
+        except ModuleNotFoundError as e:
+            if (e.name or "").partition(".")[0] not in OPTIONAL:
+                raise
+            pytest.skip(f"{name(page)} needs {e.name}, from an optional extra")
     check = CHECKS.get(name(page))
     if check is not None:
         check(namespace, capsys.readouterr().out, tmp_path)

@@ -10,6 +10,8 @@ forward and backward instead. Everything here exists only for speed:
 |   (batchnorm.py)       |   ReLU [-> MaxPool2D]                 | fused statistics (train) |
 | FastConv (blocks.py)   | Conv2D                                | chunks, threads          |
 | FastMaxPool (pool.py)  | MaxPool2D                             | threads                  |
+| FastResidual           | Residual: branch + shortcut, then     | its layers as fast steps |
+|   (residual.py)        |   ReLU                                |                          |
 | any other layer        | itself (its own forward and backward) |                          |
 
 Every convolution runs chunk by chunk: as im2col and one matrix product (conv.py), or for
@@ -23,11 +25,12 @@ boundaries inside the batch, on im2col and on Winograd, at 1 and 2 threads, and 
 SGD and Adam steps of the three paper networks.
 """
 
-from ..layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU
+from ..layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU, Residual
 from . import threads
 from .batchnorm import ConvBNBlock
 from .blocks import ConvBlock, FastConv
 from .pool import FastMaxPool
+from .residual import FastResidual
 
 __all__ = ["ConvBNBlock", "ConvBlock", "FastConv", "FastMaxPool", "plan", "threads"]
 
@@ -57,6 +60,8 @@ def plan(layers):
             step = FastConv(layer)
         elif type(layer) is MaxPool2D:
             step = FastMaxPool(layer)
+        elif type(layer) is Residual:  # its branch and shortcut planned the same way
+            step = FastResidual(layer, plan(layer.branch), layer.shortcut and plan(layer.shortcut))
         else:
             step = layer
         steps.append((i, step))

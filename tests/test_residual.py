@@ -251,3 +251,18 @@ def test_batchnorm_inside_a_branch_trains_and_evaluates():
     evaluation = b.forward(x)
     np.testing.assert_array_equal(bn.running_mean, moved)  # evaluation leaves them
     assert not np.allclose(train, evaluation)
+
+
+def test_transfer_copies_the_layers_inside_blocks():
+    source = small_net(seed=8, dropout=0.5)
+    model = minicnn.transfer(source, num_classes=3, seed=1)
+    assert model.frozen() == [0, 1, 3, 4] and model.head_index() == 7
+    for (path, a), (again, b) in zip(walk(source.layers[:-1]), walk(model.layers[:-1])):
+        assert path == again and type(a) is type(b) and a is not b
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert p is not q
+            np.testing.assert_array_equal(p.data, q.data)
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    features = [Sequential(m.layers[:-1]).forward(x) for m in (source, model)]
+    np.testing.assert_array_equal(*features)
+    assert model.output_shape((3, 8, 8)) == (3,)

@@ -123,8 +123,7 @@ def basic_block(channels, width, stride=1, rng=None):
     return Residual(branch, shortcut)
 
 
-def paper_res(num_classes=200, in_channels=3, output="softmax", image_size=64, dropout=0.2,
-              seed=0):  # fmt: skip
+def paper_res(num_classes=200, in_channels=3, output="softmax", image_size=64, dropout=0.2, seed=0):
     """The paper's family with residual blocks: a ResNet of CIFAR's shape sized for 64x64.
 
     stem conv(32) | pool | stage 32 x1 | stage 64 x1 | stage 128 x2 | stage 256 x1 |
@@ -135,11 +134,11 @@ def paper_res(num_classes=200, in_channels=3, output="softmax", image_size=64, d
     BatchNorm after every convolution and 11 convolutions deep, it trains as well as the
     pre-activation layout, which matters from about a hundred layers on, and every 3x3
     convolution stays conv -> BN [-> ReLU], the step the fast engine fuses. Widths and
-    halvings are those of paper_bn (and of ResNet-18 at half width), and each stage's 3x3
-    convolutions cost the same, 9.4 M each; the third stage, on 8x8 maps, gets the second
-    block (ResNet-50 also deepens its third stage most). 64x64 input -> (256, 4, 4) -> GAP
-    256 -> classes: 85.7 M multiply-adds per image for 200 classes (summary()), 1.57 M
-    parameters.
+    halvings are those of paper_bn (and of ResNet-18 at half width), so every 3x3
+    convolution after the stem costs 9.4 M (a stage's strided first one half that); the
+    third stage, on 8x8 maps, gets the second block (ResNet-50 also deepens its third stage
+    most). 64x64 input -> (256, 4, 4) -> GAP 256 -> classes: 85.7 M multiply-adds per image
+    for 200 classes as summary() counts them (a budget of 100 M), 1.57 M parameters.
     """
     rng = np.random.default_rng(seed)
     layers = _conv_bn(in_channels, 32, rng) + [MaxPool2D(2)]

@@ -13,6 +13,8 @@ gradient and every parameter gradient; 1e-6 or below means the backward is right
 
 import numpy as np
 
+from .layers.nested import walk
+
 
 def rel_error(a, n):
     a, n = np.ravel(a), np.ravel(n)
@@ -20,7 +22,7 @@ def rel_error(a, n):
 
 
 def _rng_states(obj):
-    layers = getattr(obj, "layers", [obj])
+    layers = [lay for _, lay in walk(getattr(obj, "layers", [obj]))]  # inside blocks too
     return [(lay, lay.rng.bit_generator.state) for lay in layers if hasattr(lay, "rng")]
 
 

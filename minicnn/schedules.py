@@ -82,6 +82,33 @@ class Cosine(Schedule):
         return _cosine(self.base_lr, self.min_lr, pct)
 
 
+class Linear(Schedule):
+    """Linear warm-up from 0, then a straight line from base_lr down to min_lr.
+
+    rate(k) = base_lr * k / warmup_steps                                 k < warmup_steps
+    rate(k) = min_lr + (base_lr - min_lr) * (1 - j / J)                  otherwise,
+    with j = k - warmup_steps and J = total_steps - warmup_steps; min_lr for k >= total_steps.
+    Decaying linearly to zero is what Li, Yumer and Ramanan (ICLR 2020, budgeted training)
+    find the most robust for a fixed number of epochs; Hugging Face's
+    get_linear_schedule_with_warmup is this schedule with min_lr 0.
+    """
+
+    def __init__(self, optimizer, total_steps, warmup_steps=0, min_lr=0.0):
+        if not 0 <= warmup_steps < total_steps:
+            raise ValueError(
+                f"Linear needs 0 <= warmup_steps < total_steps, got {warmup_steps}, {total_steps}"
+            )
+        self.total_steps, self.warmup_steps, self.min_lr = total_steps, warmup_steps, min_lr
+        super().__init__(optimizer)
+
+    def rate(self, k):
+        if k < self.warmup_steps:
+            return self.base_lr * k / self.warmup_steps
+        J = self.total_steps - self.warmup_steps
+        j = min(k - self.warmup_steps, J)
+        return self.min_lr + (self.base_lr - self.min_lr) * (1 - j / J)
+
+
 class Step(Schedule):
     """Multiply the rate by gamma every step_size steps, as torch.optim.lr_scheduler.StepLR.
 

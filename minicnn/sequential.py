@@ -6,7 +6,7 @@ from . import fast as fast_engine
 from .data.augment import views
 from .heads import logits_of, probabilities
 from .layers.base import ShapeError, output_shapes
-from .layers.cost import cost
+from .layers.nested import astype, nested_cost, parameters, total
 
 
 class Summary(str):
@@ -79,10 +79,15 @@ class Sequential:
         return f"Sequential([\n{inner}\n])"
 
     def parameters(self):
-        return [p for layer in self.layers for p in layer.parameters()]
+        """Every Parameter, those of the layers inside blocks (Residual) included, once each."""
+        return parameters(self.layers)
 
     def head_index(self):
-        """Index of the head: the last layer with parameters (the last Dense, usually)."""
+        """Index of the head: the last layer with parameters (the last Dense, usually).
+
+        Indices here, in freeze, unfreeze and frozen, count the model's own layers: a
+        Residual block is one of them, and freezing it freezes every layer inside it.
+        """
         with_params = [i for i, layer in enumerate(self.layers) if layer.parameters()]
         if not with_params:
             raise ValueError("the model has no layer with parameters, hence no head")
@@ -105,9 +110,8 @@ class Sequential:
 
     def _set_trainable(self, trainable, upto):
         upto = self.head_index() if upto is None else upto
-        for layer in self.layers[:upto]:
-            for p in layer.parameters():
-                p.trainable = trainable
+        for p in parameters(self.layers[:upto]):
+            p.trainable = trainable
         return self
 
     def frozen(self):
@@ -119,8 +123,7 @@ class Sequential:
         ]
 
     def astype(self, dtype):
-        for layer in self.layers:
-            layer.astype(dtype)
+        astype(self.layers, dtype)
         return self
 
     def _where(self, i):
@@ -200,22 +203,24 @@ class Sequential:
         and activation memory per image, and the totals.
 
         The result is the table's text (a str) that also carries the numbers:
-        `.rows` (one dict per layer, see minicnn.layers.cost.cost) and `.totals`
-        ({"params", "macs", "activation_bytes"}), for code and tests to read.
+        `.rows` (one dict per layer, see minicnn.layers.cost.cost; the layers inside a block
+        follow its row, indented, with "path" and "depth" as layers.nested.nested_cost) and
+        `.totals` ({"params", "macs", "activation_bytes"}, over the model's own layers: a
+        block's row already counts the layers inside it), for code and tests to read.
         """
         input_shape = tuple(input_shape or self.input_shape or ())
         if not input_shape:
             raise ValueError("summary needs an input_shape, e.g. (3, 64, 64)")
         self._shapes(input_shape)  # a ShapeError names the layer
         dtype = self.parameters()[0].data.dtype if self.parameters() else np.dtype(np.float32)
-        rows = cost(self.layers, input_shape, itemsize=dtype.itemsize)
-        totals = {k: sum(r[k] for r in rows) for k in ("params", "macs", "activation_bytes")}
+        rows = nested_cost(self.layers, input_shape, itemsize=dtype.itemsize)
+        totals = {k: total(rows, k) for k in ("params", "macs", "activation_bytes")}
         table = [("#", "layer", "output shape", "params", "MACs", "activations")]
         table.append(("", "input", str(input_shape), "", "", ""))
         for r in rows:
             table.append(
-                (str(r["index"]), r["layer"], str(r["output_shape"]), f"{r['params']:,}",
-                 _millions(r["macs"]), _kib(r["activation_bytes"]))
+                (r["path"], "  " * r["depth"] + r["layer"], str(r["output_shape"]),
+                 f"{r['params']:,}", _millions(r["macs"]), _kib(r["activation_bytes"]))
             )  # fmt: skip
         widths = [max(len(t[c]) for t in table) for c in range(6)]
         line = "-" * (sum(widths) + 10)
@@ -225,8 +230,8 @@ class Sequential:
             return f"{t[0]:>{a}}  {t[1]:<{b}}  {t[2]:<{c}}  {t[3]:>{d}}  {t[4]:>{e}}  {t[5]:>{f}}"
 
         out = [fmt(table[0]), line] + [fmt(t) for t in table[1:]] + [line]
-        total = totals["params"]
-        out.append(f"Total params: {total:,} ({total * dtype.itemsize / 1024:,.1f} KiB as {dtype})")
+        n = totals["params"]
+        out.append(f"Total params: {n:,} ({n * dtype.itemsize / 1024:,.1f} KiB as {dtype})")
         out.append(
             f"Per image: {_millions(totals['macs'])} multiply-adds forward (training: about 3x), "
             f"{_kib(totals['activation_bytes'])} of activations"

@@ -17,14 +17,19 @@ import numpy as np
 from .heads import head_units
 from .io import load
 from .layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout
+from .layers.nested import children
 from .schedules import Schedule
 from .sequential import Sequential
 
 
 def copy_layer(layer, rng=None):
     """A new layer of the same type and configuration, with copies of its parameters and
-    buffers (BatchNorm's running statistics); a Dropout gets a generator seeded from rng."""
-    new = type(layer)(**layer.config())
+    buffers (BatchNorm's running statistics); a Dropout gets a generator seeded from rng.
+    A block (Residual) gets copies of the layers inside it."""
+    seq = rng if isinstance(rng, np.random.SeedSequence) else np.random.SeedSequence(rng)
+    inner = {name: [copy_layer(lay, s) for lay, s in zip(lays, seq.spawn(len(lays)))]
+             for name, lays in children(layer)}  # fmt: skip
+    new = type(layer)(**layer.config(), **inner)
     for old_p, new_p in zip(layer.parameters(), new.parameters()):
         new_p.data = old_p.data.copy()
         new_p.grad = np.zeros_like(new_p.data)

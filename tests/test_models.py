@@ -1,4 +1,5 @@
-"""The presets: their cost per image (the paper's notes), paper_bn's shape, the recipes."""
+"""The presets: their cost per image (the paper's notes), paper_bn's and paper_res's shapes,
+the recipes."""
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import pytest
 import minicnn
 from minicnn.gradcheck import check_model
 from minicnn.layers.cost import cost
+from minicnn.layers.nested import walk
 
 
 def totals(model, input_shape=(3, 64, 64)):
@@ -82,6 +84,56 @@ def test_paper_bn_end_to_end_gradcheck_in_training():
     assert max(errors.values()) < 1e-6
 
 
+def test_paper_res_shape_and_cost():
+    model = minicnn.models.paper_res()
+    blocks = [layer for layer in model.layers if isinstance(layer, minicnn.Residual)]
+    assert len(blocks) == 5 and all(b.activation == "relu" for b in blocks)
+    # stem conv (no bias) -> BatchNorm -> ReLU -> pool; GAP, dropout, dense at the end
+    names = [type(layer).__name__ for layer in model.layers]
+    assert names[:4] == ["Conv2D", "BatchNorm2D", "ReLU", "MaxPool2D"]
+    assert names[-3:] == ["GlobalAvgPool2D", "Dropout", "Dense"]
+    assert model.layers[-2].rate == 0.2
+    convs = [layer for _, layer in walk(model.layers) if isinstance(layer, minicnn.Conv2D)]
+    assert len(convs) == 1 + 10 + 3  # stem, two per block, three projections
+    assert all(c.b is None and c.kernel_size in (1, 3) for c in convs)
+    strides = [(b.branch[0].stride, b.shortcut is None) for b in blocks]
+    assert strides == [(1, True), (2, False), (2, False), (1, True), (2, False)]
+    for b in blocks:  # each branch's last BatchNorm starts at gamma 0: the block is its shortcut
+        assert not b.branch[-1].gamma.data.any()
+    s = model.summary(print_fn=None)
+    assert s.totals["macs"] <= 100e6  # the budget, as summary() reports it
+    # 3x3 convs at 64 (stem), 32x32 (stage 1), 16, 8 (two blocks), 4; the stride-2 ones on
+    # the halved maps; 1x1 projections; one multiply-add per BatchNorm value; the head
+    conv3 = 64**2 * 3 * 32 + 32**2 * 2 * 32 * 32 + 16**2 * (32 * 64 + 64 * 64)
+    conv3 += 8**2 * (64 * 128 + 3 * 128 * 128) + 4**2 * (128 * 256 + 256 * 256)
+    conv1 = 16**2 * 32 * 64 + 8**2 * 64 * 128 + 4**2 * 128 * 256
+    bn = 64**2 * 32 + 32**2 * 2 * 32 + 16**2 * 3 * 64 + 8**2 * 5 * 128 + 4**2 * 3 * 256
+    assert s.totals["macs"] == 9 * conv3 + conv1 + bn + 256 * 200 == 85_678_080
+    assert s.totals["params"] == sum(p.size for p in model.parameters()) == 1_573_224
+    assert model.output_shape((3, 64, 64)) == (200,) and model.output_shape((3, 40, 40)) == (200,)
+    sigmoid = minicnn.models.paper_res(num_classes=2, in_channels=1, output="sigmoid")
+    assert sigmoid.output_shape((1, 64, 64)) == (1,)
+    again = minicnn.models.paper_res()
+    for p, q in zip(model.parameters(), again.parameters()):  # the seed decides every weight
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_paper_res_end_to_end_gradcheck_in_training():
+    model = minicnn.models.paper_res(num_classes=3, image_size=32, dropout=0.1, seed=2)
+    rng = np.random.default_rng(3)
+    for _, layer in walk(model.layers):  # BatchNorm away from gamma 1 (or 0) and beta 0
+        if isinstance(layer, minicnn.BatchNorm2D):
+            layer.gamma.data = rng.uniform(0.5, 1.5, layer.num_features)
+            layer.beta.data = 0.1 * rng.standard_normal(layer.num_features)
+    x = rng.standard_normal((3, 3, 32, 32))
+    errors = check_model(
+        model, minicnn.SoftmaxCrossEntropy(), x, np.array([2, 0, 1]), training=True,
+        max_checks=3, details=True,
+    )  # fmt: skip
+    assert len(errors) == 1 + len(model.parameters())
+    assert max(errors.values()) < 1e-6
+
+
 def test_recipes():
     for preset in ("paper", "paper13"):  # the paper's settings, nothing added
         r = minicnn.models.recipe(preset)
@@ -95,5 +147,11 @@ def test_recipes():
     assert not minicnn.data.Augment(**r["augment"]).is_identity
     r["lr"] = 1.0  # a copy: changing it changes no default
     assert minicnn.models.recipe("paper_bn")["lr"] != 1.0
-    with pytest.raises(ValueError, match='preset must be "paper", "paper13" or "paper_bn"'):
+    r = minicnn.models.recipe("paper_res")
+    assert set(r) == set(minicnn.models.recipe("paper"))
+    assert (r["optimizer"], r["momentum"], r["nesterov"]) == ("SGD", 0.9, True)
+    assert (r["schedule"], r["min_lr"], r["no_decay"]) == ("linear", 0.0, "biases_and_norms")
+    assert r["epochs"] <= 30 and 0 < r["label_smoothing"] < 1 and r["warmup_epochs"] >= 1
+    assert not minicnn.data.Augment(**r["augment"]).is_identity
+    with pytest.raises(ValueError, match='"paper_bn" or "paper_res", got \'resnet\''):
         minicnn.models.recipe("resnet")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minicnn
-from minicnn.schedules import Cosine, OneCycle, Step
+from minicnn.schedules import Cosine, Linear, OneCycle, Step
 
 
 def optimizer(lr=0.1):
@@ -32,6 +32,26 @@ def test_cosine_with_warmup_by_hand():
     plain = Cosine(optimizer(1.0), total_steps=4)  # no warm-up: starts at the base rate
     half = 0.5 * math.sqrt(0.5)  # (1 + cos(pi / 4)) / 2 = 0.5 + half
     np.testing.assert_allclose(rates(plain, 5), [1.0, 0.5 + half, 0.5, 0.5 - half, 0.0], atol=1e-15)
+
+
+def test_linear_with_warmup_by_hand():
+    s = Linear(optimizer(0.1), total_steps=6, warmup_steps=2, min_lr=0.01)
+    # warm-up 0, 0.05; then 0.01 + 0.09 * (1 - j / 4) for j = 0..4: 0.1, 0.0775, 0.055,
+    # 0.0325, 0.01; then 0.01 for good
+    want = [0.0, 0.05, 0.1, 0.0775, 0.055, 0.0325, 0.01, 0.01, 0.01]
+    np.testing.assert_allclose(rates(s, 9), want, rtol=1e-12, atol=1e-15)
+    to_zero = Linear(optimizer(1.0), total_steps=4)  # no warm-up: from the base rate to 0
+    np.testing.assert_allclose(rates(to_zero, 6), [1.0, 0.75, 0.5, 0.25, 0.0, 0.0], atol=1e-15)
+    a = Linear(optimizer(0.3), total_steps=10, warmup_steps=3)
+    rates(a, 4)
+    b = Linear(optimizer(0.9), total_steps=10, warmup_steps=3)
+    b.load_state_dict(a.state_dict())  # the checkpoint's base rate and step win
+    assert b.optimizer.lr == a.optimizer.lr == pytest.approx(0.3 * 6 / 7)
+    assert rates(b, 7) == rates(a, 7)
+    with pytest.raises(ValueError, match="a Linear schedule's state cannot load"):
+        Cosine(optimizer(), total_steps=10).load_state_dict(a.state_dict())
+    with pytest.raises(ValueError, match="Linear needs 0 <= warmup_steps < total_steps"):
+        Linear(optimizer(), total_steps=3, warmup_steps=3)
 
 
 def test_step_by_hand():

@@ -51,7 +51,7 @@ def test_summary_tells_and_returns_the_cost_per_image():
     assert s.totals["activation_bytes"] == sum(r["activation_bytes"] for r in s.rows)
     assert "12.00 M multiply-adds" in s and "1.77 M" in s
     bn = models.paper_bn().summary(print_fn=None)
-    assert bn.totals["macs"] <= 60e6  # the budget
+    assert bn.totals["macs"] <= 60e6  # its budget
 
 
 def test_shape_mismatch_is_caught_at_build_and_names_the_layer():

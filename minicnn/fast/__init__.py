@@ -11,6 +11,8 @@ Everything here exists only for speed:
 |   (batchnorm.py)       |   ReLU [-> MaxPool2D]                 | fused statistics (train) |
 | FastConv (blocks.py)   | Conv2D                                | chunks, threads          |
 | FastMaxPool (pool.py)  | MaxPool2D                             | threads                  |
+| FastResidual           | Residual: branch + shortcut, then     | its layers as fast steps |
+|   (residual.py)        |   ReLU                                |                          |
 | any other layer        | itself (its own forward and backward) |                          |
 | adam_step (adam.py)    | the NumPy lines of Adam and AdamW     | one pass over memory     |
 |                        |   (minicnn/optim.py)                  |                          |
@@ -27,11 +29,12 @@ SGD and Adam steps of the three paper networks; tests/test_optim.py holds adam_s
 Adam's NumPy lines.
 """
 
-from ..layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU
+from ..layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU, Residual
 from . import threads
 from .batchnorm import ConvBNBlock
 from .blocks import ConvBlock, FastConv
 from .pool import FastMaxPool
+from .residual import FastResidual
 
 __all__ = ["ConvBNBlock", "ConvBlock", "FastConv", "FastMaxPool", "plan", "threads"]
 
@@ -61,6 +64,8 @@ def plan(layers):
             step = FastConv(layer)
         elif type(layer) is MaxPool2D:
             step = FastMaxPool(layer)
+        elif type(layer) is Residual:  # its branch and shortcut planned the same way
+            step = FastResidual(layer, plan(layer.branch), layer.shortcut and plan(layer.shortcut))
         else:
             step = layer
         steps.append((i, step))

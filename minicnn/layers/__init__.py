@@ -8,6 +8,7 @@ from .dense import Dense, Flatten
 from .dropout import Dropout
 from .norm import BatchNorm1D, BatchNorm2D
 from .pool import MaxPool2D
+from .residual import Residual
 
 __all__ = [
     "AvgPool2D",
@@ -21,6 +22,7 @@ __all__ = [
     "Layer",
     "MaxPool2D",
     "ReLU",
+    "Residual",
     "ShapeError",
     "Sigmoid",
     "Softmax",

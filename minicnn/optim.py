@@ -12,27 +12,36 @@ from .fast import adam as fast_adam
 class SGD:
     """Stochastic gradient descent with optional momentum, as torch.optim.SGD (dampening 0).
 
+        g = g + weight_decay * p      the L2 term (weight_decay 0: none)
         v = momentum * v + g          the velocity (momentum 0: plain SGD, p -= lr * g)
         p -= lr * v                   or, nesterov=True: p -= lr * (g + momentum * v)
 
+    parameters: Parameters, or groups {"params": [...], "weight_decay": wd} (param_groups);
+    no_decay: Parameters whose weight_decay is 0.
     Shape: v has the shape and dtype of its parameter; state_dict() = {"velocity": [v, ...]}.
     """
 
-    def __init__(self, parameters, lr, momentum=0.0, nesterov=False):
+    def __init__(self, parameters, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
+                 no_decay=()):  # fmt: skip
         if nesterov and momentum <= 0:
             raise ValueError(f"SGD(nesterov=True) needs a momentum > 0, got {momentum}")
-        self.parameters = list(parameters)
+        self.param_groups = param_groups(parameters, weight_decay, no_decay)
+        self.parameters = [p for g in self.param_groups for p in g["params"]]
         self.lr = lr
         self.momentum = momentum
         self.nesterov = nesterov
+        self.weight_decay = weight_decay
         self.velocity = [np.zeros_like(p.data) for p in self.parameters]
 
     def step(self):
         lr, mu = self.lr, self.momentum
-        for p, v in zip(self.parameters, self.velocity):
+        decays = [g["weight_decay"] for g in self.param_groups for _ in g["params"]]
+        for p, v, wd in zip(self.parameters, self.velocity, decays):
             if not p.trainable:
                 continue
             g = p.grad
+            if wd:
+                g = g + wd * p.data  # g_t <- g_t + lambda theta_{t-1}
             if not mu:
                 p.data -= lr * g  # theta <- theta - lr g
                 continue

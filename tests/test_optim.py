@@ -181,6 +181,20 @@ def test_sgd_nesterov_by_hand():
         minicnn.SGD([p], lr=0.1, nesterov=True)
 
 
+def test_sgd_weight_decay_and_no_decay_by_hand():
+    """PyTorch's coupled decay: g = g + wd * p before the momentum; no_decay gets none."""
+    w, b = minicnn.Parameter(np.array([2.0, -1.0])), minicnn.Parameter(np.array([1.0]))
+    opt = minicnn.SGD([w, b], lr=0.1, momentum=0.5, weight_decay=0.1, no_decay=[b])
+    for p in (w, b):
+        p.grad = np.ones_like(p.data)
+    opt.step()  # w: g = 1 + 0.1 * [2, -1] = [1.2, 0.9]; v = g; w -= 0.1 * v
+    np.testing.assert_allclose(w.data, [1.88, -1.09], rtol=1e-12)
+    np.testing.assert_allclose(b.data, [0.9], rtol=1e-12)  # g = 1, no decay
+    opt.step()  # w: g = 1 + 0.1 * [1.88, -1.09] = [1.188, 0.891]; v = 0.5 * [1.2, 0.9] + g
+    np.testing.assert_allclose(w.data, [1.88 - 0.1 * 1.788, -1.09 - 0.1 * 1.341], rtol=1e-12)
+    np.testing.assert_allclose(b.data, [0.9 - 0.1 * 1.5], rtol=1e-12)
+
+
 @pytest.mark.parametrize("make", [
     lambda ps: minicnn.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
     lambda ps: minicnn.Adam(ps, lr=0.1, weight_decay=0.1, fast=False),

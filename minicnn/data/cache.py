@@ -16,7 +16,8 @@ import tempfile
 
 import numpy as np
 
-LOADER_VERSION = 1  # bump when decoding or preprocessing changes what pixels come out
+LOADER_VERSION = 2  # bump when decoding, preprocessing or the file's contents change
+# (2: photos read upright, by their EXIF orientation; images kept per file)
 
 
 def cache_dir(cache_dir=None):

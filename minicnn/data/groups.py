@@ -154,6 +154,7 @@ def group_split(names, labels, fractions, seed=0, group_by="auto", class_names=N
     per_side = ", ".join(
         f"{side_names[k]} {len(np.unique(group_of[p]))} groups / {len(p)} images"
         for k, p in enumerate(parts)
+        if k == 0 or fractions[k - 1] > 0
     )
     notes.insert(0, f"grouped by file name ({rule}, {G} groups): {per_side}")
     return parts, notes + _missing_class_notes(labels, parts, side_names, class_names, True)

@@ -79,10 +79,11 @@ def group_split(names, labels, fractions, seed=0, group_by="auto", class_names=N
     Each group goes to the class its images mostly have (ties: the lower label). Per class,
     the groups are shuffled (rng = np.random.default_rng(seed), one permutation per class in
     label order) and each part, in turn, takes each next group that brings its image count
-    closer to round(n_class * fraction), always leaving one group in rest. With one image per
-    group this is exactly `stratified_split` (same seed, same split). A part left without
+    closer to round(n_class * fraction), always leaving one group in rest. A part left without
     any image of a class then gets the smallest group of that class from rest, if rest has
-    two or more; the notes say so, or say why it could not.
+    two or more; the notes say so, or say why it could not. With one image per group, and
+    every part given some image of every class, this is exactly `stratified_split` (same
+    seed, same split); when no name has a group, `stratified_split` is used as it is.
     """
     labels = np.asarray(labels).reshape(-1)
     N = len(labels)

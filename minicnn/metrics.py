@@ -1,6 +1,7 @@
 """Classification metrics in plain NumPy: accuracy, top-k, confusion matrix, two-class scores,
 and screening at an operating point: the threshold chosen on validation, the figures at it,
-the ROC curve and bootstrap intervals.
+the ROC curve and bootstrap intervals; calibration: the Brier score, the expected calibration
+error and the reliability diagram, with bootstrap intervals drawn from the same resamples.
 
 Conventions: y_true int (N,) class indices; y_pred int (N,); probs float (N, K); for two
 classes, class 1 is the positive one (pneumonia, say) and `scores` (N,) is P(class 1).
@@ -221,27 +222,145 @@ def bootstrap(y_true, scores, threshold, resamples=2000, seed=0, level=0.95, blo
     y = np.asarray(y_true).astype(bool)
     s = np.asarray(scores, dtype=np.float64)
     pred = s >= threshold
-    N = len(y)
-    rng = np.random.default_rng(seed)
     draws = {k: [] for k in (*SCREENING_FIGURES, "auc")}
-    for start in range(0, resamples, block):
-        R = min(block, resamples - start)
-        idx = rng.integers(0, N, (R, N)) if N else np.zeros((R, 0), np.intp)
-        # multiplicity of each image in each resample: weights (R, N)
-        weights = np.bincount((idx + N * np.arange(R)[:, None]).ravel(), minlength=R * N)
-        weights = weights.reshape(R, N).astype(np.float64)
+    for weights in _resample_weights(len(y), resamples, seed, block):
         tp, fp = weights @ (pred & y), weights @ (pred & ~y)
         tn, fn = weights @ (~pred & ~y), weights @ (~pred & y)
         for k, v in _figures(tp, fp, tn, fn).items():
             draws[k].append(v)
         draws["auc"].append(_weighted_auc(weights, y, s))
     point = screening_metrics(y, s, threshold) | {"auc": roc_auc(y, s)}
-    q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
-    result = {}
-    for k, parts in draws.items():
-        v = np.concatenate(parts) if parts else np.zeros(0)
-        ok = np.isfinite(v)
-        low, high = np.percentile(v[ok], q) if ok.any() else (np.nan, np.nan)
-        result[k] = {"value": float(point[k]), "low": float(low), "high": float(high),
-                     "defined": int(ok.sum())}  # fmt: skip
+    result = {k: _interval(point[k], _cat(v), level) for k, v in draws.items()}
     return result | {"resamples": int(resamples), "seed": seed, "level": level}
+
+
+def _resample_weights(N, resamples, seed, block):
+    """The bootstrap's resamples as multiplicities: float (R, N) blocks, R <= block.
+
+    rng = np.random.default_rng(seed), one rng.integers(0, N, N) per resample, in order, so
+    every function that draws through here with one seed sees the same resamples.
+    """
+    rng = np.random.default_rng(seed)
+    for start in range(0, resamples, block):
+        R = min(block, resamples - start)
+        idx = rng.integers(0, N, (R, N)) if N else np.zeros((R, 0), np.intp)
+        # multiplicity of each image in each resample: weights (R, N)
+        weights = np.bincount((idx + N * np.arange(R)[:, None]).ravel(), minlength=R * N)
+        yield weights.reshape(R, N).astype(np.float64)
+
+
+def _cat(blocks):
+    """The draws of all blocks in one array (empty when there were no resamples)."""
+    return np.concatenate(blocks) if blocks else np.zeros(0)
+
+
+def _interval(value, draws, level):
+    """{"value", "low", "high", "defined"}: the percentile interval of the finite draws (R,)."""
+    q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
+    ok = np.isfinite(draws)
+    low, high = np.percentile(draws[ok], q) if ok.any() else (np.nan, np.nan)
+    return {"value": float(value), "low": float(low), "high": float(high),
+            "defined": int(ok.sum())}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- calibration
+#
+# A calibrated model's P(class 1) = 0.8 is right 8 times in 10. Scores are grouped into
+# CALIBRATION_BINS equal-width bins on [0, 1]: bin b holds the scores with b <= bins * s < b + 1
+# (the last bin also holds s = 1).
+
+CALIBRATION_BINS = 10
+
+
+def brier_score(y_true, scores):
+    """Mean squared error of P(class 1): mean((scores - y_true)^2), 0 is perfect (nan for N = 0).
+
+    Inputs: y_true int (N,) in {0, 1}; scores float (N,) = P(class 1).
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    return float(np.mean((s - y) ** 2)) if len(y) else float("nan")
+
+
+def _bin_of(scores, bins):
+    """Bin index int (N,) of each score, in [0, bins)."""
+    return np.clip(np.floor(np.asarray(scores, np.float64) * bins), 0, bins - 1).astype(np.intp)
+
+
+def reliability_curve(y_true, scores, bins=CALIBRATION_BINS):
+    """The reliability diagram's data: per bin, the mean score against the share of positives.
+
+    Inputs: y_true int (N,) in {0, 1}; scores float (N,) = P(class 1); bins: B equal-width bins.
+    Returns a dict: edges float (B + 1,) = 0, 1/B, ..., 1; count int (B,); mean_score float (B,)
+    (the mean P(class 1) in each bin) and frequency float (B,) (the share of class 1 there),
+    both nan in an empty bin; bins = B. A calibrated model has frequency = mean_score.
+    """
+    y = np.asarray(y_true).astype(np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    b = _bin_of(s, bins)
+    count = np.bincount(b, minlength=bins)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_score = np.bincount(b, weights=s, minlength=bins) / count
+        frequency = np.bincount(b, weights=y, minlength=bins) / count
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    return {"edges": edges, "count": count.astype(np.int64), "mean_score": mean_score,
+            "frequency": frequency, "bins": int(bins)}  # fmt: skip
+
+
+def expected_calibration_error(y_true, scores, bins=CALIBRATION_BINS):
+    """ECE = sum over bins of (n_b / N) * |mean score_b - share of positives_b| (nan for N = 0).
+
+    Equal-width bins on P(class 1) (see reliability_curve); empty bins add nothing. In [0, 1];
+    0 when, in every bin, the mean score equals the share of positives.
+    """
+    y = np.asarray(y_true).astype(np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    if not len(y):
+        return float("nan")
+    b = _bin_of(s, bins)
+    gap = np.bincount(b, weights=s, minlength=bins) - np.bincount(b, weights=y, minlength=bins)
+    return float(np.abs(gap).sum() / len(y))  # n_b/N * |sum_s/n_b - sum_y/n_b|
+
+
+def bootstrap_calibration(y_true, scores, bins=CALIBRATION_BINS, resamples=2000, seed=0,
+                          level=0.95, block=250):  # fmt: skip
+    """95% bootstrap intervals of the Brier score, the ECE and each bin's share of positives.
+
+    The resamples are those of `bootstrap` with the same seed (same draws, same order), and
+    the intervals are percentile intervals as there.
+    Returns a dict: "brier", "ece" -> {"value", "low", "high", "defined"}; "frequency" ->
+    {"value", "low", "high"} float (B,) lists per bin (nan where the bin is empty, in the
+    data or in every resample); plus "bins", "resamples", "seed", "level".
+    """
+    y = np.asarray(y_true).astype(np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    N = len(y)
+    onehot = np.eye(bins)[_bin_of(s, bins)]  # (N, B): which bin each image falls in
+    sq_err, in_bin_s, in_bin_y = (s - y) ** 2, onehot * s[:, None], onehot * y[:, None]
+    brier, ece, freq = [], [], []
+    for weights in _resample_weights(N, resamples, seed, block):  # (R, N)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            brier.append(weights @ sq_err / N)
+            ece.append(np.abs(weights @ in_bin_s - weights @ in_bin_y).sum(axis=1) / N)
+            freq.append((weights @ in_bin_y) / (weights @ onehot))  # (R, B)
+    freq = np.concatenate(freq) if freq else np.zeros((0, bins))  # (resamples, B)
+    q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
+    low, high = np.full(bins, np.nan), np.full(bins, np.nan)
+    for k in range(bins):
+        ok = np.isfinite(freq[:, k])
+        if ok.any():
+            low[k], high[k] = np.percentile(freq[ok, k], q)
+    curve = reliability_curve(y, s, bins)
+    return {
+        "brier": _interval(brier_score(y, s), _cat(brier), level),
+        "ece": _interval(expected_calibration_error(y, s, bins), _cat(ece), level),
+        "frequency": {
+            "value": curve["frequency"].tolist(),
+            "low": low.tolist(),
+            "high": high.tolist(),
+        },  # fmt: skip
+        "bins": int(bins),
+        "resamples": int(resamples),
+        "seed": seed,
+        "level": level,
+    }

@@ -1,4 +1,5 @@
-"""Charts as PNG files drawn with Pillow's ImageDraw: learning curves and a confusion matrix.
+"""Charts as PNG files drawn with Pillow's ImageDraw: learning curves, a confusion matrix,
+explanations and filter grids, and the screening charts (ROC curve, reliability diagram).
 
 No plotting library: a chart here is a few lines, rectangles and labels on a white canvas.
 """
@@ -371,4 +372,66 @@ def plot_roc(fpr, tpr, path, points=(), title="ROC curve", auc=None):
         mark = [x0 + 10 - r, ly - r, x0 + 10 + r, ly + r]
         (draw.ellipse if i == 0 else draw.rectangle)(mark, fill=colour, outline=INK)
         _text(draw, (x0 + 26, ly), label, small, "lm")
+    return _save(img, path)
+
+
+def plot_calibration(curve, path, intervals=None, title="reliability diagram", ece=None,
+                     brier=None):  # fmt: skip
+    """Write calibration.png: per bin, the share of positives against the mean P(class 1).
+
+    curve: metrics.reliability_curve's dict (edges, count, mean_score, frequency); intervals:
+    optional (low, high) float (B,) per bin (bootstrap_calibration's "frequency"), drawn as
+    vertical bars; ece, brier: printed in the title when given. A calibrated model's points lie
+    on the diagonal; below it the model is too sure of class 1. Under the square, a histogram
+    of how many images fall in each bin.
+    """
+    side, left, top, hist = 460, 70, 50, 80
+    W, H = left + side + 25, top + side + 45 + hist + 30
+    x0, y0, x1, y1 = left, top, left + side, top + side  # the plot area, a square
+    img = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(img)
+    small, normal = _font(12), _font(15)
+
+    def px(f):
+        return x0 + f * (x1 - x0)
+
+    def py(t):
+        return y1 - t * (y1 - y0)
+
+    figures = [(name, v) for name, v in (("ECE", ece), ("Brier", brier)) if v is not None]
+    heading = ", ".join([title] + [f"{name} {v:.3f}" for name, v in figures])
+    _text(draw, (W // 2, 12), heading, normal, "ma")
+    for t in np.linspace(0, 1, 6):
+        draw.line([(px(t), y0), (px(t), y1)], fill=GRID)
+        draw.line([(x0, py(t)), (x1, py(t))], fill=GRID)
+        _text(draw, (px(t), y1 + 6), f"{t:.1f}", small, "ma")
+        _text(draw, (x0 - 6, py(t)), f"{t:.1f}", small, "rm")
+    for k in range(0, 40, 2):  # perfect calibration, dashed
+        a, b = k / 40, (k + 1) / 40
+        draw.line([(px(a), py(a)), (px(b), py(b))], fill=(160, 160, 160))
+    draw.rectangle([x0, y0, x1, y1], outline=INK)
+    _text(draw, ((x0 + x1) // 2, y1 + 24), "mean P(class 1) in the bin", small, "ma")
+    _text(draw, (8, y0 - 24), "share of class 1 in the bin", small, "la")
+    edges, count = np.asarray(curve["edges"]), np.asarray(curve["count"])
+    ms, fr = np.asarray(curve["mean_score"]), np.asarray(curve["frequency"])
+    used = np.flatnonzero(count > 0)
+    if intervals is not None:
+        for b in used:
+            lo, hi = intervals[0][b], intervals[1][b]
+            if math.isfinite(lo) and math.isfinite(hi):
+                draw.line([(px(ms[b]), py(lo)), (px(ms[b]), py(hi))], fill=VAL_COLOUR, width=2)
+    if len(used) > 1:
+        draw.line([(px(ms[b]), py(fr[b])) for b in used], fill=TRAIN_COLOUR, width=2)
+    for b in used:
+        r = 5
+        draw.ellipse([px(ms[b]) - r, py(fr[b]) - r, px(ms[b]) + r, py(fr[b]) + r],
+                     fill=TRAIN_COLOUR, outline=INK)  # fmt: skip
+    hy0, hy1 = y1 + 45, y1 + 45 + hist  # the histogram of images per bin
+    peak = max(int(count.max(initial=0)), 1)
+    for b in range(len(count)):
+        h = count[b] / peak * (hy1 - hy0)
+        draw.rectangle([px(edges[b]) + 1, hy1 - h, px(edges[b + 1]) - 1, hy1], fill=GRID,
+                       outline=(160, 160, 160))  # fmt: skip
+    draw.line([(x0, hy1), (x1, hy1)], fill=INK)
+    _text(draw, (x0, hy1 + 6), f"images per bin (highest {peak:,})", small, "la")
     return _save(img, path)

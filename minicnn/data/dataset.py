@@ -48,14 +48,15 @@ class Split:
 class Dataset:
     """What `load` and `synthetic` return.
 
-    - train, val: Split; test: Split or None (the source has no labelled test set)
+    - train, val: Split; test: Split or None (the source has no labelled test set); any of
+      them is None when `load` was asked for other splits only (`splits=`)
     - class_names: readable name of each class index (sorted, stable order)
     - class_ids: the raw identifier per class (folder name or Tiny ImageNet wnid)
     - notes: what the loader decided (layout found, splits carved, cache used, ...)
     - skipped: images that could not be decoded (paths inside the source)
     """
 
-    train: Split
+    train: Split | None
     val: Split | None
     test: Split | None
     class_names: list
@@ -76,7 +77,8 @@ class Dataset:
     @property
     def image_shape(self):
         """(C, H, W) of every image."""
-        return tuple(self.train.images.shape[1:])
+        split = next(s for s in (self.train, self.val, self.test) if s is not None)
+        return tuple(split.images.shape[1:])
 
     def __repr__(self):
         parts = [f"train={self.train!r}", f"val={self.val!r}", f"test={self.test!r}"]

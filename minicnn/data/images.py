@@ -3,6 +3,9 @@
 Every image, whether it comes from a folder, a zip, a MedMNIST array or `predict`, goes through
 `preprocess`, so a model sees the same pixels at prediction time as in training:
 
+0. upright: the EXIF orientation tag (how phones store portrait photos) is applied, so the
+   pixels are the ones a photo viewer shows (all 8 orientations: mirrors, rotations, and
+   both transposes), and the tag is dropped;
 1. mode to 8 bit: 16-bit grayscale (`I;16`, `I`) is scaled by 255/65535 (not cut at 255), float
    images (`F`) by 255 when they lie in [0, 1]; palette images are expanded; transparent
    images (RGBA, LA, palette with transparency) are composited onto black;
@@ -27,11 +30,12 @@ import struct
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .dataset import DataError
 from .sources import printable
 
+ORIENTATION = 0x0112  # the EXIF tag: 1 upright, 2..8 mirrored and/or rotated
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # 89,478,485: width * height above this is refused
 # what Pillow raises on a file it cannot decode (hostile files reach the rarer ones)
 PILLOW_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error)
@@ -83,6 +87,16 @@ def _to_8bit(img):
     return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, ...
 
 
+def upright(img):
+    """The image as a photo viewer shows it: its EXIF orientation (2..8) applied, tag removed.
+
+    An image without the tag (or with 1, upright) is returned as it is, without a copy.
+    """
+    if img.getexif().get(ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8):
+        img = ImageOps.exif_transpose(img)
+    return img
+
+
 def _drop_alpha(img):
     """Composite an LA or RGBA image onto black; other modes pass through."""
     if img.mode == "LA":
@@ -109,8 +123,8 @@ def preprocess(img, image_size=64, channels=3):
     size = (int(image_size), int(image_size))
     target = "L" if channels == 1 else "RGB"
     if img.format == "JPEG" and min(img.size) >= 4 * size[0]:
-        img.draft(target, (2 * size[0], 2 * size[1]))
-    img = _drop_alpha(_to_8bit(img))
+        img.draft(target, (2 * size[0], 2 * size[1]))  # square: the same for any orientation
+    img = _drop_alpha(_to_8bit(upright(img)))
     if img.mode != target:
         img = img.convert(target)
     if img.size != size:

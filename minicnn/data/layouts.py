@@ -36,6 +36,7 @@ class Plan:
     - layout: "tiny-imagenet", "split-folders" or "class-folders"
     - class_ids, class_names: per class index, sorted by class id
     - groups: {"train" | "val" | "test" | "all": (list of relative paths, int64 labels (N,))}
+    - names: {same keys: each image's path below its class folder}, what group rules read
     """
 
     layout: str
@@ -43,6 +44,7 @@ class Plan:
     class_names: list
     groups: dict
     notes: list = field(default_factory=list)
+    names: dict = field(default_factory=dict)
 
 
 def plan_layout(tree):
@@ -78,24 +80,26 @@ def _images_of_class(tree, folder):
     return images
 
 
-def _class_groups(tree, root, class_ids):
-    """Paths and labels of all images in `root/<class>/` for the given class ids."""
-    paths, labels = [], []
+def _class_groups(tree, root, class_ids, folders=None):
+    """Paths, labels and names below the class folder of all images in `root/<class>/`.
+
+    folders: the folder of each class id (default: the id itself)."""
+    paths, labels, names = [], [], []
     for label, cls in enumerate(class_ids):
-        if cls not in tree.subdirs(root):
-            continue
-        images = _images_of_class(tree, f"{root}{cls}/")
+        folder = f"{root}{folders[label] if folders else cls}/"
+        images = _images_of_class(tree, folder)
         paths += images
         labels += [label] * len(images)
-    return paths, np.asarray(labels, dtype=np.int64)
+        names += [p[len(folder) :] for p in images]
+    return paths, np.asarray(labels, dtype=np.int64), names
 
 
 def _class_folders(tree, root):
     class_ids = tree.subdirs(root)
-    paths, labels = _class_groups(tree, root, class_ids)
+    paths, labels, below = _class_groups(tree, root, class_ids)
     note = f"layout: class folders ({len(class_ids)} classes) in {tree.display(root)}"
     names = [printable(c) for c in class_ids]
-    return Plan("class-folders", class_ids, names, {"all": (paths, labels)}, [note])
+    return Plan("class-folders", class_ids, names, {"all": (paths, labels)}, [note], {"all": below})
 
 
 def _split_folders(tree, split_names):
@@ -110,20 +114,40 @@ def _split_folders(tree, split_names):
     class_ids = tree.subdirs(by_role["train"] + "/")
     if not class_ids:
         raise DataError(f"{tree.display(by_role['train'] + '/')} holds no class folders")
-    groups = {}
+    groups, names, notes = {}, {}, []
     for role in ("train", "val", "test"):
         if role not in by_role:
             continue
         root = by_role[role] + "/"
-        extra = sorted(set(tree.subdirs(root)) - set(class_ids))
-        if extra:
-            raise DataError(
-                f"{tree.display(root)} has class folders that train/ lacks: {', '.join(extra)}"
-            )
-        groups[role] = _class_groups(tree, root, class_ids)
+        folders = _same_classes(tree, root, by_role["train"] + "/", class_ids, notes)
+        *groups[role], names[role] = _class_groups(tree, root, class_ids, folders)
     roles = "/".join(by_role[r] for r in ("train", "val", "test") if r in by_role)
     note = f"layout: split folders {roles} ({len(class_ids)} classes) in {tree.display()}"
-    return Plan("split-folders", class_ids, [printable(c) for c in class_ids], groups, [note])
+    ids = [printable(c) for c in class_ids]
+    return Plan("split-folders", class_ids, ids, groups, [note, *notes], names)
+
+
+def _same_classes(tree, root, train_root, class_ids, notes):
+    """The folder in `root` of each of train's classes; folders that differ from train's only
+    in case (test/normal for train/NORMAL) are matched and noted; any other difference in the
+    class folders of the splits is a DataError naming both lists."""
+    here = tree.subdirs(root)
+    if here == class_ids:
+        return None
+    by_case = {c.casefold(): c for c in here}
+    if len(by_case) == len(here) == len(class_ids) and set(by_case) == {
+        c.casefold() for c in class_ids
+    }:
+        notes.append(
+            f"{printable(root)} names the classes {', '.join(map(printable, here))} in another "
+            f"case than {printable(train_root)}: matched them"
+        )
+        return [by_case[c.casefold()] for c in class_ids]
+    raise DataError(
+        f"the splits of {tree.display()} have different classes: {tree.display(train_root)} "
+        f"has {[printable(c) for c in class_ids]}, {tree.display(root)} has "
+        f"{[printable(c) for c in here]}"
+    )
 
 
 def _tiny_imagenet(tree):
@@ -133,13 +157,13 @@ def _tiny_imagenet(tree):
         for line in tree.read_text("words.txt").splitlines():
             wnid, _, text = line.partition("\t")
             words[wnid.strip()] = text.strip()
-    names = [words.get(w) or w for w in wnids]
     index = {w: i for i, w in enumerate(wnids)}
-    groups = {"train": _class_groups(tree, "train/", wnids)}
     notes = [f"layout: Tiny ImageNet ({len(wnids)} classes) in {tree.display()}"]
     missing = [w for w in wnids if w not in tree.subdirs("train/")]
     if missing:
         raise DataError(f"{tree.display('train/')} lacks folders for wnids {missing[:5]}")
+    *train, below = _class_groups(tree, "train/", wnids)
+    groups, names = {"train": tuple(train)}, {"train": below}
     if "val/val_annotations.txt" in tree.files:
         paths, labels = [], []
         for line in tree.read_text("val/val_annotations.txt").splitlines():
@@ -158,7 +182,9 @@ def _tiny_imagenet(tree):
             paths.append(rel)
             labels.append(index[wnid])
         groups["val"] = (paths, np.asarray(labels, dtype=np.int64))
+        names["val"] = [p[len("val/images/") :] for p in paths]
         notes.append("val: the official Tiny ImageNet validation set (val_annotations.txt)")
     if "test" in tree.subdirs(""):
         notes.append("test/ folder ignored: Tiny ImageNet's test images have no labels")
-    return Plan("tiny-imagenet", wnids, names, groups, notes)
+    readable = [words.get(w) or w for w in wnids]
+    return Plan("tiny-imagenet", wnids, readable, groups, notes, names)

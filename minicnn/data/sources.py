@@ -109,6 +109,8 @@ class FileTree:
         self.is_zip = os.path.isfile(self.path) and zipfile.is_zipfile(self.path)
         self.prefix = ""
         self.skipped = []
+        self._zip = None  # the zip, opened once: its directory is read for the listing and
+        # kept for read_text (parsing a 110k-member directory takes seconds)
         all_files = self._list_zip() if self.is_zip else self._list_folder()
         self.files = {k: v for k, v in all_files.items() if not any(map(_hidden, k.split("/")))}
         self.dirs = {d for d in self._dirs if not any(map(_hidden, d.split("/")[:-1]))}
@@ -118,7 +120,6 @@ class FileTree:
         self._descend_single_folder()
         self._sorted = None
         self._subdirs = {}
-        self._zip = None
 
     def close(self):
         """Close the zip kept open by `read_text`."""
@@ -144,8 +145,8 @@ class FileTree:
         return files
 
     def _list_zip(self):
-        with zipfile.ZipFile(self.path) as zf:
-            infos = zf.infolist()
+        self._zip = zipfile.ZipFile(self.path)
+        infos = self._zip.infolist()
         self._dirs = {info.filename for info in infos if info.is_dir()}
         return {info.filename: (info.file_size, info.CRC) for info in infos if not info.is_dir()}
 
@@ -177,7 +178,7 @@ class FileTree:
     def read_text(self, rel):
         """Read a small text file of the tree (wnids.txt, val_annotations.txt)."""
         if self.is_zip:
-            if self._zip is None:  # parsing a 110k-member directory takes ~0.3 s: do it once
+            if self._zip is None:  # closed since the listing
                 self._zip = zipfile.ZipFile(self.path)
             data = self._zip.read(self.prefix + rel)
         else:

@@ -18,7 +18,7 @@ to the reference layer.
 
 import numpy as np
 
-from .._kernels import kernels
+from .. import kernels
 from ..layers.base import expect_ndim
 from . import threads
 

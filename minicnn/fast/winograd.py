@@ -18,7 +18,7 @@ replaces what one chunk does.
 
 import numpy as np
 
-from .._kernels import kernels
+from .. import kernels
 from . import threads
 from .conv import ChunkedConv
 

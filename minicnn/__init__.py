@@ -6,7 +6,7 @@ models.py, gradcheck.py, train.py; then fast/, the fast engine, which computes t
 numbers faster. The Numba hot loops are in `kernels/`, installed as `minicnn.kernels`.
 """
 
-from . import data, explain, fast, gradcheck, kernels, metrics, models, schedules
+from . import data, explain, fast, gradcheck, io, kernels, metrics, models, saving, schedules
 from .fast import threads
 from .kernels import kernels_compiled
 from .layers import (
@@ -63,12 +63,14 @@ __all__ = [
     "fast",
     "fit",
     "gradcheck",
+    "io",
     "kernels",
     "kernels_compiled",
     "load",
     "metrics",
     "models",
     "save",
+    "saving",
     "schedules",
     "threads",
     "transfer",

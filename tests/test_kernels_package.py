@@ -16,7 +16,10 @@ def test_minicnn_kernels_is_the_kernels_folder_under_minicnns_name():
     assert minicnn.kernels.__name__ == "minicnn.kernels"
     assert minicnn.kernels.im2col.__name__ == "minicnn.kernels.im2col"
     assert Path(minicnn.kernels.__file__).parent.name == "kernels"
-    assert "kernels" not in sys.modules  # nothing in minicnn imports a top-level `kernels`
+    assert "kernels" not in sys.modules, (  # nothing in minicnn imports a top-level `kernels`
+        "a top-level `kernels` was imported: Numba kernels cached under that module name? "
+        "(delete kernels/__pycache__/*.nbi and *.nbc; they recompile)"
+    )
 
 
 def _run(tmp_path, code):

@@ -75,7 +75,7 @@ def parts(rounds, batch):
     import numpy as np
 
     import minicnn  # noqa: F401  (importing it sets OpenBLAS to one thread)
-    from minicnn._kernels import kernels
+    from minicnn import kernels
     from minicnn.fast.winograd import TILE_FLOATS, stack, transform_weights
 
     K = kernels.winograd

@@ -3,13 +3,12 @@
 Read it in the order of docs/learn.md: parameter.py, layers/ (the reference engine: one
 file per concept, forward and backward side by side), losses.py, sequential.py, optim.py,
 models.py, gradcheck.py, train.py; then fast/, the fast engine, which computes the same
-numbers faster. The Numba hot loops are in the top-level package `kernels/`.
+numbers faster. The Numba hot loops are in `kernels/`, installed as `minicnn.kernels`.
 """
 
-from . import data, explain, fast, gradcheck, metrics, models, schedules
-from ._kernels import kernels, kernels_compiled
+from . import data, explain, fast, gradcheck, io, kernels, metrics, models, saving, schedules
 from .fast import threads
-from .io import load, save
+from .kernels import kernels_compiled
 from .layers import (
     AvgPool2D,
     BatchNorm1D,
@@ -30,6 +29,7 @@ from .layers import (
 from .losses import BinaryCrossEntropy, SoftmaxCrossEntropy
 from .optim import SGD, Adam, AdamW
 from .parameter import Parameter
+from .saving import load, save
 from .sequential import Sequential
 from .train import evaluate, fit
 from .transfer import transfer
@@ -65,12 +65,14 @@ __all__ = [
     "fast",
     "fit",
     "gradcheck",
+    "io",
     "kernels",
     "kernels_compiled",
     "load",
     "metrics",
     "models",
     "save",
+    "saving",
     "schedules",
     "threads",
     "transfer",

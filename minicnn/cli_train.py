@@ -28,12 +28,12 @@ import time
 import numpy as np
 
 from . import cli_screening, cli_transfer, io, models, optim, schedules
-from ._kernels import kernels_compiled
 from .cli_common import CommandError, add_debug_option, describe, errors_as_one_line
 from .data import Augment, download, load
 from .data.augment import TTA
 from .distributed import root_prints_only, world
 from .io import ModelFileError, atomic_write, write_confusion_csv, write_history_csv
+from .kernels import kernels_compiled
 from .metrics import binary_metrics, confusion_matrix
 from .plots import plot_confusion, plot_curves
 from .train import SaveBest, evaluate

@@ -200,7 +200,7 @@ def test_records_too_deep_too_large_or_of_wrong_types_are_model_file_errors(tmp_
     np.savez(tmp_path / "deep.npz", **arrays)
     with pytest.raises(ModelFileError, match="deep.npz: its record nests deeper than 32 levels"):
         minicnn.load(tmp_path / "deep.npz")
-    monkeypatch.setattr(minicnn.io, "MAX_RECORD_CHARS", 1000)
+    monkeypatch.setattr(minicnn.saving.archive, "MAX_RECORD_CHARS", 1000)
     with pytest.raises(ModelFileError, match=r"good.npz: its record has [\d,]+ characters"):
         minicnn.load(good)
     monkeypatch.undo()

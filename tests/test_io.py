@@ -1,4 +1,5 @@
-"""minicnn.save / minicnn.load: exact round trips, no pickle, clear errors, atomic writes."""
+"""minicnn.save / minicnn.load (minicnn/saving/): exact round trips, no pickle, clear errors,
+atomic writes; minicnn.io, the older name, still offers every name it had."""
 
 import json
 import os
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 import minicnn
-from minicnn.io import ModelFileError, load_checkpoint, save_checkpoint
+from minicnn.saving import ModelFileError, load_checkpoint, save_checkpoint
 
 
 def small_model(output="softmax", num_classes=3, in_channels=3):
@@ -250,9 +251,11 @@ def test_model_files_written_before_batchnorm_still_load(path, tmp_path):
 
 
 def test_arrays_of_names_every_array_save_writes_for_every_layer_type():
-    """io.ARRAYS_OF predicts, from config() alone, each array save() stores, for every type
+    """ARRAYS_OF predicts, from config() alone, each array save() stores, for every type
     in LAYER_TYPES: a new layer type with parameters fails here until it is listed."""
-    from minicnn.io import ARRAYS_OF, LAYER_TYPES, _expected_arrays, _model_arrays, model_record
+    from minicnn.saving import ARRAYS_OF, LAYER_TYPES, model_record
+    from minicnn.saving.record import model_arrays
+    from minicnn.saving.validate import expected_arrays
 
     layers = [
         minicnn.Conv2D(3, 4, 3, padding="same", rng=0),
@@ -273,8 +276,55 @@ def test_arrays_of_names_every_array_save_writes_for_every_layer_type():
     assert {type(layer).__name__ for layer in layers + flat.layers} == set(LAYER_TYPES)
     assert set(ARRAYS_OF) <= set(LAYER_TYPES)
     for m in (model, flat):
-        stored = {k: a.shape for k, a in _model_arrays(m).items()}
-        assert _expected_arrays("m.npz", model_record(m)) == stored
-    stored = _expected_arrays("m.npz", model_record(model))
+        stored = {k: a.shape for k, a in model_arrays(m).items()}
+        assert expected_arrays("m.npz", model_record(m)) == stored
+    stored = expected_arrays("m.npz", model_record(model))
     assert stored["layers.4.W"] == (6, 4, 3, 3) and "layers.4.b" not in stored  # bias=False
     assert stored["layers.8.running_var"] == (6,) and len(stored) == 2 + 4 + 1 + 4 + 2
+
+
+def test_the_layer_registry_is_every_layer_class_the_layers_package_exports():
+    import minicnn.layers as layers
+    from minicnn.saving import LAYER_TYPES
+
+    exported = {
+        name
+        for name, obj in vars(layers).items()
+        if isinstance(obj, type) and issubclass(obj, minicnn.Layer) and obj is not minicnn.Layer
+    }
+    assert LAYER_TYPES is layers.LAYER_TYPES and set(LAYER_TYPES) == exported
+    assert LAYER_TYPES["Conv2D"] is minicnn.Conv2D and "Layer" not in LAYER_TYPES
+    assert list(LAYER_TYPES) == sorted(LAYER_TYPES)  # the order an error message lists them
+
+
+OLD_IO_NAMES = """ARRAYS_OF CHECKPOINT_FORMAT HISTORY_COLUMNS LAYER_TYPES MAX_LAYERS MAX_NESTING
+    MAX_RECORD_CHARS MAX_SIZE MODEL_FORMAT RECORD_KEY VERSION ModelFileError WriteError
+    atomic_savez atomic_write checkpoint_epoch dropout_states load load_checkpoint model_record
+    save save_checkpoint set_dropout_states write_confusion_csv write_csv write_history_csv
+    """.split()
+
+
+def test_minicnn_io_still_offers_every_name_it_had():
+    import minicnn.io
+    import minicnn.saving
+
+    for name in OLD_IO_NAMES:
+        assert getattr(minicnn.io, name) is getattr(minicnn.saving, name), name
+    assert minicnn.io.save is minicnn.save and minicnn.io.load is minicnn.load
+    assert minicnn.io.MODEL_FORMAT == "minicnn-model" and minicnn.io.VERSION == 1
+
+
+def test_results_writers_write_atomically(tmp_path):
+    from minicnn.saving import write_confusion_csv, write_history_csv, write_json
+
+    write_json(tmp_path / "results.json", {"accuracy": np.float32(0.75), "classes": ["a", "b"]})
+    text = (tmp_path / "results.json").read_text(encoding="utf-8")
+    assert json.loads(text) == {"accuracy": 0.75, "classes": ["a", "b"]}
+    assert text.startswith('{\n  "accuracy": 0.75,')  # indented, as results.json always was
+    write_history_csv(tmp_path / "history.csv", [{"epoch": 1, "train_loss": 0.5, "lr": None}])
+    lines = (tmp_path / "history.csv").read_text().splitlines()
+    assert lines == ["epoch,train_loss,train_acc,val_loss,val_acc,seconds,lr", "1,0.5,,,,,"]
+    write_confusion_csv(tmp_path / "confusion.csv", np.array([[3, 1], [0, 4]]), ["cat", "dog"])
+    lines = (tmp_path / "confusion.csv").read_text().splitlines()
+    assert lines == ["true \\ predicted,cat,dog", "cat,3,1", "dog,0,4"]
+    assert sorted(os.listdir(tmp_path)) == ["confusion.csv", "history.csv", "results.json"]

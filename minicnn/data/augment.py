@@ -17,7 +17,7 @@ kernels/augment.py; the test suite checks it against a plain-NumPy twin.
 
 import numpy as np
 
-from .._kernels import kernels
+from .. import kernels
 
 
 class Augment:

@@ -20,7 +20,7 @@ here. Tests: tests/test_fast.py holds every gradient of both to the reference la
 
 import numpy as np
 
-from .._kernels import kernels
+from .. import kernels
 from ..layers.base import expect_ndim
 from . import threads
 

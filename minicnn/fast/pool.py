@@ -6,7 +6,7 @@ into one slice per thread; each image writes only its own slice, so there is no 
 
 import numpy as np
 
-from .._kernels import kernels
+from .. import kernels
 from ..layers.base import expect_ndim
 from . import threads
 

@@ -18,7 +18,7 @@ what one chunk does and how many images a chunk holds.
 
 import numpy as np
 
-from .._kernels import kernels
+from .. import kernels
 from . import threads
 from .conv import ChunkedConv
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._kernels import kernels
+from .. import kernels
 from ..parameter import Parameter
 from .base import Layer, ShapeError, as_rng, expect_ndim
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._kernels import kernels
+from .. import kernels
 from .base import Layer, ShapeError, expect_ndim
 
 

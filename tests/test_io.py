@@ -271,9 +271,10 @@ def test_arrays_of_names_every_array_save_writes_for_every_layer_type():
         minicnn.Sigmoid(),
         minicnn.Softmax(),
     ]
+    block = minicnn.Residual([minicnn.ReLU()])  # holds layers, no arrays of its own
     model = minicnn.Sequential(layers, input_shape=(3, 8, 8))
     flat = minicnn.Sequential([minicnn.Flatten(), minicnn.Dense(12, 2)], input_shape=(3, 2, 2))
-    assert {type(layer).__name__ for layer in layers + flat.layers} == set(LAYER_TYPES)
+    assert {type(layer).__name__ for layer in layers + flat.layers + [block]} == set(LAYER_TYPES)
     assert set(ARRAYS_OF) <= set(LAYER_TYPES)
     for m in (model, flat):
         stored = {k: a.shape for k, a in model_arrays(m).items()}

@@ -24,7 +24,7 @@ import json
 
 import numpy as np
 
-from ..layers import LAYER_TYPES
+from ..layers import LAYER_TYPES, nested
 from ..parameter import Parameter
 
 MODEL_FORMAT = "minicnn-model"
@@ -44,15 +44,11 @@ def child_lists(layer):
 
 
 def walk(layers, prefix=PREFIX):
-    """(path, layer) for every layer, each holder before the layers it holds.
+    """(path, layer) for every layer, each holder before the layers it holds (layers.nested).
 
     path: "layers.3" for model.layers[3]; "layers.3.branch.0" for its branch[0].
     """
-    for i, layer in enumerate(layers):
-        path = f"{prefix}.{i}"
-        yield path, layer
-        for name, inner in child_lists(layer).items():
-            yield from walk(inner or [], f"{path}.{name}")
+    return nested.walk(layers, prefix + ".")
 
 
 def layer_parameters(path, layer):

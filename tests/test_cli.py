@@ -218,6 +218,10 @@ def test_an_option_error_is_the_commands_usage_line_and_the_error(capsys):
         usage,
         "minicnn predict: error: unrecognized arguments: --topk 3 (did you mean --top-k?)",
     ]
+    assert usage_error(capsys, ["predict", "m.npz", "--topk", "3"]) == [  # 3: an IMAGE
+        usage,
+        "minicnn predict: error: unrecognized arguments: --topk (did you mean --top-k?)",
+    ]
     assert usage_error(capsys, ["predict", "m.npz", "a.png", "--top-k", "0"]) == [
         usage,
         "minicnn predict: error: argument --top-k: must be 1 or more, got 0",

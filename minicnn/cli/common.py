@@ -23,6 +23,7 @@ import os
 import sys
 
 from ..data import DataError
+from ..data.augment import TTA
 from ..data.sources import printable
 from ..distributed import DistributedError
 from ..io import ModelFileError, load
@@ -195,8 +196,6 @@ def positive_float(text):
 
 
 def add_tta_option(parser):
-    from ..data.augment import TTA
-
     parser.add_argument(
         "--tta", choices=TTA, help="flip: average each image with its mirror (photos, not X-rays)"
     )

@@ -86,7 +86,10 @@ def test_train_paper_runs_and_resumes(tmp_path):
     same = tmp_path / "same"
     shown = run_cli("train", "--epochs", "1", *args[:-1], same)
     assert shown.splitlines()[0] == stdout.splitlines()[0]  # the settings line
-    assert "SYNTHETIC stand-in" in shown and "or --screening (examples/train_xray.py)" in shown
+    assert (
+        "SYNTHETIC stand-in" in shown
+        and "minicnn train --screening (examples/train_xray.py)" in shown
+    )
     same_results = check_outputs(same, 1, 4)
     assert same_results["metrics"] == results["metrics"]
     settings, same_settings = results["settings"], same_results["settings"]

@@ -7,11 +7,12 @@
 
 explain writes one PNG per image into --out: the image as the model sees it, the heat map
 over it, and the top classes. --method gradcam (the default) weighs the feature maps of the
-last convolution block (--layer K picks another) by the gradient of the class score;
-saliency is the gradient of the score with respect to the pixels; occlusion is the drop in
-probability when a patch is covered. --target names the class explained (an index or a
-class name; default: the predicted one). A folder also gets index.html, every picture in a
-grid. Exit code 0 when every image was read, 1 when some were skipped or none was given.
+last layer with a spatial output (--layer K picks another) by the spatial mean of the class
+score's gradient; saliency is the largest gradient of the score over each pixel's channels;
+occlusion is the drop in the class's probability when 8x8 patches over a pixel are hidden.
+--target names the class explained (an index or a class name; default: the predicted one).
+A folder also gets index.html, every picture in a grid. Exit code 0 when every image was
+read, 1 when some were skipped or none was given.
 
 filters draws the filters of one Conv2D layer as a grid (mid gray 0, white positive, black
 negative) into --out (default filters-layerK.png).

@@ -46,8 +46,8 @@ def stand_in(args, channels):
         f"({args.classes} classes of coloured shapes, {per_class} images each).\n"
         "It shows that the code learns; it says nothing about the paper's results.\n"
         "For the paper's data: --data path/to/tiny-imagenet-200.zip (or --download "
-        "tiny-imagenet); for chest X-rays: --data path/to/chest_xray, or --screening "
-        "(examples/train_xray.py).\n"
+        "tiny-imagenet); for chest X-rays: --data path/to/chest_xray, or minicnn train "
+        "--screening (examples/train_xray.py).\n"
     )
     return synthetic(args.classes, per_class, args.image_size, seed=args.seed, channels=channels)
 

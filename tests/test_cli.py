@@ -297,3 +297,31 @@ def test_an_example_scripts_option_error_is_its_usage_line_and_the_error():
         "usage: train_xray.py [options]",
         "train_xray.py: error: argument --epochs: must be 1 or more, got 0",
     ]
+
+
+def test_the_command_modules_import_downwards_only():
+    """minicnn.cli's modules import each other without a circle, and none imports the
+    package that dispatches to them (minicnn.cli, minicnn.__main__)."""
+    import ast
+    from graphlib import TopologicalSorter
+
+    folder = os.path.join(os.path.dirname(minicnn.__file__), "cli")
+    graph = {}
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".py") or name == "__init__.py":
+            continue
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        imported = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            names = {node.module} if node.module else {a.name for a in node.names}
+            if node.level == 1:  # from .x import y, from . import x: a sibling
+                imported |= names
+            elif node.level == 2:  # from ..x import y: the library, never the dispatcher
+                assert not names & {"cli", "__main__"}, f"{name} imports {names}"
+        graph[name[:-3]] = imported
+    assert {"common", "train", "predict", "evaluate", "summary", "explain"} <= set(graph)
+    order = list(TopologicalSorter(graph).static_order())  # raises CycleError on a circle
+    assert order.index("common") < order.index("train")

@@ -6,10 +6,11 @@
     python examples/train_xray.py --download pneumoniamnist  # fetch it, then train
     python examples/train_xray.py --data pneumoniamnist.npz --init MODEL.npz  # fine-tune
 
-The network is models.paper with in_channels=1 and output="sigmoid": with two classes the
-last Dense has a single unit and P(class 1) = sigmoid(logit) (minicnn/heads.py); the loss is
-binary cross-entropy on the logit. Class 1 (the second name in sorted order: PNEUMONIA, or
-"pneumonia" in PneumoniaMNIST) is the positive class.
+The same as `minicnn train --screening` (minicnn/cli/train.py). The network is models.paper
+with in_channels=1 and output="sigmoid": with two classes the last Dense has a single unit
+and P(class 1) = sigmoid(logit) (minicnn/heads.py); the loss is binary cross-entropy on the
+logit. Class 1 (the second name in sorted order: PNEUMONIA, or "pneumonia" in
+PneumoniaMNIST) is the positive class.
 
 Chest X-ray sets are imbalanced (about three pneumonia images per normal one). With
 --balance pos_weight (the default) the positive term of the loss is weighted by
@@ -21,90 +22,40 @@ bootstrap interval: sensitivity (pneumonia found), specificity (normal cleared),
 accuracy, F1 and ROC AUC; roc.png; plus the files train_paper.py writes (model.npz, which
 keeps the threshold, checkpoint.npz, history.csv, curves.png, confusion.*, results.json).
 --init MODEL.npz fine-tunes a trained model (e.g. a Tiny ImageNet one): the new head alone
-first, then every layer (minicnn/cli_transfer.py). The options shared with train_paper.py
-live in minicnn/cli_train.py.
+first, then every layer (minicnn/cli/transfer.py).
 """
 
-import numpy as np
-
-import minicnn
-from minicnn import cli_train, cli_transfer
-from minicnn.data import DataError
+from minicnn.cli import options, train
+from minicnn.cli.results import write_results
+from minicnn.cli.run_data import Splits
+from minicnn.cli.run_folder import RunFolder
+from minicnn.cli.transfer import Init
 
 if __name__ == "__main__":
     # ------------------------------------------------------------------ settings
-    parser = cli_train.parser(
-        __doc__,
-        data_help="chest X-ray folder / .zip, or a PneumoniaMNIST .npz (default: synthetic)",
-        downloads=["pneumoniamnist"],
-        out_help="output folder (default runs/xray-<data set>)",
-        synthetic={"epochs": 8},  # the stand-in learns in fewer epochs than the paper's 20
-    )
-    add = parser.add_argument
-    add("--balance", default="pos_weight", choices=["pos_weight", "none"], help="imbalance")
-    args = cli_train.parse(parser)
-    run = cli_train.RunFolder(args.out or f"runs/xray-{args.data_name}", args.resume)
-    init = cli_transfer.Init(args, channels=1)  # --init MODEL.npz: fine-tune it (its channels)
+    parser = train.parser(__doc__, screening=True)  # minicnn train --screening's (--balance, ...)
+    args = train.parse(parser)  # the preset fills what the command line leaves out; printed
+    run = RunFolder(train.out_folder(args), args.resume)  # runs/xray-<data set>, locked
+    init = Init(args, channels=1)  # --init MODEL.npz: fine-tune it (its channels)
 
     # ------------------------------------------------------------------ data
-    if args.data is None:
-        print(
-            "No --data given: training on a SYNTHETIC grayscale 2-class stand-in, made "
-            "imbalanced like chest X-rays (3 positives per negative).\n"
-            "It shows that the code learns; it says nothing about X-rays. For real data: "
-            "--data path/to/chest_xray or --download pneumoniamnist.\n"
-        )
-        per_class = args.per_class or 400
-        ds = minicnn.data.synthetic(2, per_class, args.image_size, seed=args.seed,
-                                    channels=init.channels)  # fmt: skip
-        ds.class_names = ["negative", "positive"]
-        rng = np.random.default_rng(args.seed)  # keep one negative in three in every split
-        for split in ("train", "val", "test"):
-            s = getattr(ds, split)
-            setattr(ds, split, s.subset((s.labels == 1) | (rng.random(len(s)) < 1 / 3)))
-    else:
-        ds = cli_train.load_data(args, channels=init.channels)  # gray, or as --init wants
-    if ds.num_classes != 2:
-        raise DataError(f"{args.data} has {ds.num_classes} classes; X-ray screening needs 2")
-    data = cli_train.Splits(ds, synthetic=args.data is None)
-    counts = np.bincount(ds.train.labels, minlength=2)  # negatives, positives
+    ds = train.dataset(args, init.channels)  # two classes: --data, or an imbalanced stand-in
+    data = Splits(ds, synthetic=args.data is None)  # train, val, test
 
     # ------------------------------------------------------------------ model
-    if init:  # the trained layers, a fresh one-logit head, the source's normalisation
-        model = init.model(ds, output="sigmoid", seed=args.seed)
-    else:
-        build = cli_train.PRESETS[args.preset]
-        model = build(num_classes=2, in_channels=1, output="sigmoid",  # one logit, gray in
-                      image_size=args.image_size, dropout=args.dropout, seed=args.seed)  # fmt: skip
-        model.class_names = ds.class_names
-        model.mean, model.std = minicnn.data.channel_stats(ds.train)
+    model = train.new_model(args, ds, init)  # models.paper(in_channels=1, output="sigmoid")
 
     # ------------------------------------------------------------------ loss: the imbalance
-    neg, pos = ds.class_names
-    if args.balance == "pos_weight":
-        pos_weight = float(counts[0] / max(counts[1], 1))  # n_negative / n_positive
-        how = (
-            f"positive term of the loss weighted by n_{neg} / n_{pos} = "
-            f"{counts[0]} / {counts[1]} = {pos_weight:.3f}"
-        )
-    else:
-        pos_weight, how = None, "not handled (--balance none): raw binary cross-entropy"
-    print(f"class imbalance: {how}")
-    loss_fn = minicnn.BinaryCrossEntropy(pos_weight=pos_weight)
-    if args.label_smoothing:
-        print("note: label smoothing is for softmax heads; this one sigmoid unit trains without")
-    optimizer = cli_train.optimizer(model, args)  # the preset's: Adam, or AdamW for paper_bn
-    schedule = cli_train.schedule(optimizer, args, len(data.train), model)  # --init: 2 stages
-    # no flips for X-rays (the heart is on the left), and gentler changes than for photos
-    augment = cli_train.augmentation(args, dict(rotate=5, shift=0.05, brightness=0.1, contrast=0.1))
+    loss_fn, pos_weight, imbalance = train.screening_loss(args, ds)  # --balance pos_weight
+    optimizer = options.optimizer(model, args)  # the preset's: Adam, or AdamW for paper_bn
+    schedule = options.schedule(optimizer, args, len(data.train), model)  # --init: 2 stages
+    augment = options.augmentation(args, train.SCREENING_AUGMENT)  # no flips: heart on the left
 
     # ------------------------------------------------------------------ fit
-    settings = vars(args) | {"pos_weight": pos_weight}
-    history, seconds = cli_train.fit(
+    settings = vars(args) | {"pos_weight": pos_weight}  # kept in model.npz and results.json
+    history, seconds = train.fit(
         model, loss_fn, optimizer, data, args, run, settings, augment, schedule
     )
 
     # ------------------------------------------------------------------ results
-    imbalance = {"train_counts": counts.tolist(), "handling": how}
-    cli_train.write_results(run, history, seconds, loss_fn, data, settings,
-                            extra={"imbalance": imbalance})  # fmt: skip
+    write_results(run, history, seconds, loss_fn, data, settings, extra={"imbalance": imbalance})

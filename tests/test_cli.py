@@ -197,3 +197,131 @@ def test_evaluate_a_two_class_model_at_its_threshold(tmp_path):
         f"{m['specificity']:.3f}", "(threshold", f"{model.threshold:.4g})", "ROC", "AUC",
         f"{m['auc']:.3f}",
     ]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def usage_error(capsys, argv):
+    """main(argv) refuses its options: exit code 2 and stderr's two lines (usage, error)."""
+    from minicnn.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    return capsys.readouterr().err.splitlines()
+
+
+def test_an_option_error_is_the_commands_usage_line_and_the_error(capsys):
+    usage = "usage: minicnn predict [options] MODEL IMAGE [IMAGE ...]"
+    assert usage_error(capsys, ["predict", "m.npz", "a.png", "--topk", "3"]) == [
+        usage,
+        "minicnn predict: error: unrecognized arguments: --topk 3 (did you mean --top-k?)",
+    ]
+    assert usage_error(capsys, ["predict", "m.npz", "--topk", "3"]) == [  # 3: an IMAGE
+        usage,
+        "minicnn predict: error: unrecognized arguments: --topk (did you mean --top-k?)",
+    ]
+    assert usage_error(capsys, ["predict", "m.npz", "a.png", "--top-k", "0"]) == [
+        usage,
+        "minicnn predict: error: argument --top-k: must be 1 or more, got 0",
+    ]
+    assert usage_error(capsys, ["evaluate", "m.npz"]) == [
+        "usage: minicnn evaluate [options] MODEL",
+        "minicnn evaluate: error: the following arguments are required: --data",
+    ]
+    assert usage_error(capsys, ["train", "--lr", "-1"]) == [
+        "usage: minicnn train [options]",
+        "minicnn train: error: argument --lr: must be above 0, got -1",
+    ]
+    assert usage_error(capsys, ["train", "--epochs", "0", "--output", "tanh"])[0] == (
+        "usage: minicnn train [options]"  # one line, whatever the number of options
+    )
+
+
+def test_an_unknown_command_gets_the_closest_one(capsys):
+    lines = usage_error(capsys, ["predcit", "m.npz", "a.png"])
+    assert lines[0] == "usage: minicnn [options] COMMAND ..."
+    assert lines[1].startswith("minicnn: error: unknown command 'predcit' (did you mean predict?)")
+    lines = usage_error(capsys, ["--debug", "qq"])
+    assert lines[1] == (
+        "minicnn: error: unknown command 'qq'; "
+        "commands: train, predict, evaluate, summary, explain, filters"
+    )
+
+
+def test_version_help_and_the_console_script(capsys):
+    from minicnn.cli import main
+
+    result = run("--version")  # as a user runs it
+    assert result.returncode == 0 and result.stdout == f"minicnn {minicnn.__version__}\n"
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "--help"])
+    assert exited.value.code == 0
+    help_text = capsys.readouterr().out
+    assert help_text.startswith("usage: minicnn train [options]\n\nminicnn train: train a CNN")
+    for option in ("--screening", "--balance", "--classes", "--output", "--init", "--resume"):
+        assert f"\n  {option} " in help_text
+    script = os.path.join(os.path.dirname(sys.executable), "minicnn")  # pip's console script
+    if not os.path.exists(script):
+        pytest.skip("minicnn is not installed with its console script here")
+    shown = subprocess.run([script, "--version"], capture_output=True, text=True)
+    assert shown.stdout == f"minicnn {minicnn.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--screening", "--output", "softmax"], "--screening trains one sigmoid unit"),
+        (["--screening", "--classes", "3"], "--classes is for the synthetic stand-in"),
+        (["--screening", "--download", "tiny-imagenet"], "--screening needs two classes"),
+        (["--balance", "none"], "--balance is for --screening"),
+    ],
+)
+def test_train_refuses_options_of_the_other_mode_before_any_work(
+    tmp_path, capsys, options, message
+):
+    from minicnn.cli import main
+
+    assert main(["train", *options, "--out", str(tmp_path / "run")]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(f"error: {message}") and len(err.splitlines()) == 1
+    assert out == "" and not (tmp_path / "run").exists()
+
+
+def test_an_example_scripts_option_error_is_its_usage_line_and_the_error():
+    script = os.path.join(os.path.dirname(__file__), "..", "examples", "train_xray.py")
+    result = subprocess.run([sys.executable, script, "--epochs", "0"], capture_output=True,
+                            text=True)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        "usage: train_xray.py [options]",
+        "train_xray.py: error: argument --epochs: must be 1 or more, got 0",
+    ]
+
+
+def test_the_command_modules_import_downwards_only():
+    """minicnn.cli's modules import each other without a circle, and none imports the
+    package that dispatches to them (minicnn.cli, minicnn.__main__)."""
+    import ast
+    from graphlib import TopologicalSorter
+
+    folder = os.path.join(os.path.dirname(minicnn.__file__), "cli")
+    graph = {}
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".py") or name == "__init__.py":
+            continue
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        imported = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            names = {node.module} if node.module else {a.name for a in node.names}
+            if node.level == 1:  # from .x import y, from . import x: a sibling
+                imported |= names
+            elif node.level == 2:  # from ..x import y: the library, never the dispatcher
+                assert not names & {"cli", "__main__"}, f"{name} imports {names}"
+        graph[name[:-3]] = imported
+    assert {"common", "train", "predict", "evaluate", "summary", "explain"} <= set(graph)
+    order = list(TopologicalSorter(graph).static_order())  # raises CycleError on a circle
+    assert order.index("common") < order.index("train")

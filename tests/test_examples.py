@@ -14,6 +14,27 @@ import minicnn
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+def run_cli(*args, cwd=None):
+    """`python -m minicnn ARGS` as a user runs it; its stdout (it must succeed)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "minicnn", *map(str, args), "--no-progress"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def same_model(a, b):
+    """Two model files hold the same layers, bit for bit, and the same threshold."""
+    a, b = minicnn.load(a), minicnn.load(b)
+    assert [repr(layer) for layer in a.layers] == [repr(layer) for layer in b.layers]
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data)
+    assert a.threshold == b.threshold and a.class_names == b.class_names
+
+
 def run_example(script, *args):
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / script), "--no-progress", *map(str, args)],
@@ -61,6 +82,19 @@ def test_train_paper_runs_and_resumes(tmp_path):
     )
     results = check_outputs(out, 1, 4)
     assert results["settings"]["lr"] == 1e-4 and results["settings"]["batch_size"] == 32
+    # minicnn train is the same run: the same lines, files and weights
+    same = tmp_path / "same"
+    shown = run_cli("train", "--epochs", "1", *args[:-1], same)
+    assert shown.splitlines()[0] == stdout.splitlines()[0]  # the settings line
+    assert (
+        "SYNTHETIC stand-in" in shown
+        and "minicnn train --screening (examples/train_xray.py)" in shown
+    )
+    same_results = check_outputs(same, 1, 4)
+    assert same_results["metrics"] == results["metrics"]
+    settings, same_settings = results["settings"], same_results["settings"]
+    assert {k for k in settings if same_settings.get(k) != settings[k]} == {"out"}
+    same_model(same / "model.npz", out / "model.npz")
     stdout = run_example("train_paper.py", "--epochs", "2", "--resume", "--tta", "flip", *args)
     assert "resumed from" in stdout and "epoch   2/2" in stdout
     results = check_outputs(out, 2, 4)
@@ -86,14 +120,26 @@ def test_train_xray_runs_with_a_sigmoid_head(tmp_path):
     model = minicnn.load(out / "model.npz")
     assert model.input_shape == (1, 32, 32) and model.output == "sigmoid"
     assert model.output_shape(model.input_shape) == (1,)
+    # minicnn train --screening is the same run, into runs/xray-synthetic by default
+    shown = run_cli("train", "--screening", "--epochs", "1", "--image-size", "32", cwd=tmp_path)
+    same = tmp_path / "runs" / "xray-synthetic"
+    assert shown.splitlines()[0] == stdout.splitlines()[0]  # the settings line
+    assert "SYNTHETIC grayscale 2-class stand-in" in shown
+    files = ", ".join(sorted(p.name for p in out.iterdir()))
+    assert f"wrote {files} to runs/xray-synthetic" in shown
+    same_results = check_outputs(same, 1, 2)
+    for key in ("metrics", "screening", "imbalance"):
+        assert same_results[key] == results[key], key
+    assert same_results["settings"]["pos_weight"] == results["settings"]["pos_weight"]
+    same_model(same / "model.npz", out / "model.npz")
 
 
 def test_presets_fill_the_recipe_options_left_out(monkeypatch, capsys):
     """A preset brings its own recipe: options given win, the rest come from the preset (or,
-    with no --data, from the example's synthetic recipe), and the line says which is which."""
+    with no --data, from the mode's synthetic recipe), and the line says which is which."""
     import sys
 
-    from minicnn import cli_train
+    from minicnn.cli import options, train
 
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # parse() installs its own
     other = minicnn.models.recipe("paper_bn") | {"epochs": 30, "lr": 2e-3, "dropout": 0.1}
@@ -101,9 +147,9 @@ def test_presets_fill_the_recipe_options_left_out(monkeypatch, capsys):
     monkeypatch.setattr(
         minicnn.models, "recipe", lambda p: other if p == "other" else paper_recipe(p)
     )
-    monkeypatch.setitem(cli_train.PRESETS, "other", minicnn.models.paper)
-    parser = cli_train.parser("doc", "data", [], "out", synthetic={"epochs": 8})
-    args = cli_train.parse(parser, ["--preset", "other", "--lr", "0.01"])
+    monkeypatch.setitem(options.PRESETS, "other", minicnn.models.paper)
+    parser = train.parser("doc", screening=True)  # the stand-in's recipe: 8 epochs
+    args = train.parse(parser, ["--preset", "other", "--lr", "0.01"])
     assert (args.epochs, args.batch_size, args.lr, args.dropout, args.augment) == (
         8, 128, 0.01, 0.1, True
     )  # fmt: skip
@@ -113,29 +159,32 @@ def test_presets_fill_the_recipe_options_left_out(monkeypatch, capsys):
         "decay 0.05, schedule cosine, warmup epochs 1, label smoothing 0.1, dropout 0.1, "
         "augment True (--lr given)"
     )
-    assert cli_train.augmentation(args).rotate == 10  # the preset's own transforms
-    args = cli_train.parse(parser, ["--data", "somewhere/set.zip", "--no-augment"])
+    assert options.augmentation(args).rotate == 10  # the preset's own transforms
+    assert options.augmentation(args, train.SCREENING_AUGMENT).flip == 0  # X-rays: no flips
+    args = train.parse(parser, ["--data", "somewhere/set.zip", "--no-augment"])
     assert (args.epochs, args.batch_size, args.lr, args.augment) == (20, 32, 1e-4, False)
-    assert args.data_name == "set" and "synthetic_recipe" not in vars(args)
+    assert args.data_name == "set" and (args.output, args.balance) == ("sigmoid", "pos_weight")
+    args = train.parse(train.parser("doc", screening=False), ["--epochs", "3"])
+    assert (args.epochs, args.output, args.classes, args.screening) == (3, "softmax", 20, False)
 
 
 def test_paper_bn_recipe_builds_adamw_cosine_and_leaves_norms_undecayed(monkeypatch):
     import sys
 
-    from minicnn import cli_train
+    from minicnn.cli import options, train
 
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # parse() installs its own
-    parser = cli_train.parser("doc", "data", [], "out")
-    args = cli_train.parse(parser, ["--preset", "paper_bn", "--data", "x.zip", "--epochs", "2"])
+    parser = train.parser("doc", screening=False)
+    args = train.parse(parser, ["--preset", "paper_bn", "--data", "x.zip", "--epochs", "2"])
     model = minicnn.models.paper_bn(num_classes=3, image_size=16)
-    opt = cli_train.optimizer(model, args)
+    opt = options.optimizer(model, args)
     assert type(opt) is minicnn.AdamW and opt.lr == 2e-3
     decays = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
     conv, bn = model[0], model[1]
     assert decays[id(conv.W)] == 0.05 and decays[id(bn.gamma)] == decays[id(bn.beta)] == 0
-    sched = cli_train.schedule(opt, args, train_size=1000)  # 8 batches of 128 per epoch
+    sched = options.schedule(opt, args, train_size=1000)  # 8 batches of 128 per epoch
     assert (sched.total_steps, sched.warmup_steps) == (16, 8)
     args.epochs = 1  # the warm-up epoch would be the whole run: it leaves the last step
-    assert cli_train.schedule(opt, args, 1000).warmup_steps == 7
+    assert options.schedule(opt, args, 1000).warmup_steps == 7
     args.schedule = "none"
-    assert cli_train.schedule(opt, args, 1000) is None
+    assert options.schedule(opt, args, 1000) is None

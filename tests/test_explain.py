@@ -6,7 +6,7 @@ from PIL import Image
 
 import minicnn
 from minicnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, explain, plots
-from minicnn.__main__ import main
+from minicnn.cli import main
 from minicnn.data import channel_stats, synthetic
 
 ENGINES = pytest.mark.parametrize("fast", [True, False], ids=["fast", "reference"])
@@ -326,7 +326,9 @@ def test_explain_and_filters_commands_refuse_bad_input_in_one_line(trained, tmp_
     assert main(["explain", str(path), str(image), "--target", "9", "--out", out]) == 1
     assert "error: target class 9 is out of range" in capsys.readouterr().err
     assert main(["explain", str(path), str(image), "--target", "dog", "--out", out]) == 1
-    assert "error: no class is called 'dog'" in capsys.readouterr().err
+    assert "error: no class is called 'dog'; give" in capsys.readouterr().err
+    assert main(["explain", str(path), str(image), "--target", "sqare", "--out", out]) == 1
+    assert "error: no class is called 'sqare' (did you mean square?)" in capsys.readouterr().err
     assert main(["explain", str(path), str(image), "--layer", "6", "--out", out]) == 1
     assert "error: layer #6 Flatten() gives (1024,)" in capsys.readouterr().err
     png = tmp_path / "f.png"

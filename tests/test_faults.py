@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 import minicnn
-from minicnn import cli_common
-from minicnn.cli_train import RunFolder
+from minicnn.cli import common as cli_common
+from minicnn.cli.run_folder import RunFolder
 from minicnn.data import images as images_mod
 from minicnn.io import ModelFileError
 
@@ -368,7 +368,7 @@ def test_a_locked_out_folder_refuses_a_second_training_at_once(run_folder):
 def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path):
     out = tmp_path / "run"
     code = (
-        f"from minicnn.cli_train import RunFolder; RunFolder({str(out)!r}); "
+        f"from minicnn.cli.run_folder import RunFolder; RunFolder({str(out)!r}); "
         "print('locked', flush=True); input()"
     )
     child = subprocess.Popen(

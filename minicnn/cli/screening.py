@@ -1,4 +1,4 @@
-"""Two-class runs of the training command lines, reported at an operating point.
+"""Two-class runs of minicnn train (and the examples), reported at an operating point.
 
 The decision threshold is chosen on the validation split (metrics.choose_threshold: by
 default the highest threshold whose validation sensitivity is at least 0.95;
@@ -8,17 +8,12 @@ seeded by --seed). `report` prints them, writes roc.png, stores the threshold in
 (python -m minicnn predict uses it) and returns results.json's `screening` section.
 """
 
-from . import io
-from .cli_common import CommandError
-from .io import atomic_write
-from .metrics import (
-    bootstrap,
-    choose_threshold,
-    roc_curve,
-    screening_metrics,
-)
-from .plots import plot_roc
-from .train import evaluate
+from .. import io
+from ..io import atomic_write
+from ..metrics import bootstrap, choose_threshold, roc_curve, screening_metrics
+from ..plots import plot_roc
+from ..train import evaluate
+from .common import CommandError
 
 RESAMPLES = 2000
 

@@ -1,9 +1,21 @@
-"""`python -m minicnn explain` and `python -m minicnn filters`: pictures of what a model uses.
+"""minicnn explain and minicnn filters: pictures of what a model uses.
 
-python -m minicnn explain examples/models/paper-pneumoniamnist.npz chest.png
-python -m minicnn explain MODEL.npz photos/ --method occlusion --out explained/   # + index.html
-python -m minicnn explain MODEL.npz photo.jpg --target 3 --method saliency
-python -m minicnn filters MODEL.npz --layer 0 --out filters.png
+    minicnn explain examples/models/paper-pneumoniamnist.npz chest.png
+    minicnn explain MODEL.npz photos/ --method occlusion --out explained/   # + index.html
+    minicnn explain MODEL.npz photo.jpg --target 3 --method saliency
+    minicnn filters MODEL.npz --layer 0 --out filters.png
+
+explain writes one PNG per image into --out: the image as the model sees it, the heat map
+over it, and the top classes. --method gradcam (the default) weighs the feature maps of the
+last layer with a spatial output (--layer K picks another) by the spatial mean of the class
+score's gradient; saliency is the largest gradient of the score over each pixel's channels;
+occlusion is the drop in the class's probability when 8x8 patches over a pixel are hidden.
+--target names the class explained (an index or a class name; default: the predicted one).
+A folder also gets index.html, every picture in a grid. Exit code 0 when every image was
+read, 1 when some were skipped or none was given.
+
+filters draws the filters of one Conv2D layer as a grid (mid gray 0, white positive, black
+negative) into --out (default filters-layerK.png).
 """
 
 import html
@@ -14,12 +26,12 @@ from urllib.parse import quote
 
 import numpy as np
 
-from . import explain
-from .cli_common import report_skipped
-from .data.images import read_images
-from .data.sources import printable
-from .io import atomic_write
-from .plots import plot_explanation, plot_filters
+from .. import explain
+from ..data.images import read_images
+from ..data.sources import printable
+from ..io import atomic_write
+from ..plots import plot_explanation, plot_filters
+from .common import add_command, did_you_mean, image_paths, load_model, report_skipped
 
 METHODS = {  # --method: (title, function)
     "gradcam": ("Grad-CAM", explain.grad_cam),
@@ -31,8 +43,10 @@ BATCH = 64  # images read and explained at a time
 
 
 def add_commands(commands):
-    """Register `explain` and `filters` on the subparsers of `python -m minicnn`."""
-    e = commands.add_parser("explain", help="draw where a model looks: one PNG per image")
+    """Register `explain` and `filters` on the subparsers of `minicnn`."""
+    e = add_command(
+        commands, "explain", __doc__, help="draw where a model looks: one PNG per image"
+    )
     e.add_argument("model", metavar="MODEL", help="model file, e.g. runs/paper-x/model.npz")
     e.add_argument("image", metavar="IMAGE_OR_FOLDER", help="an image file or a folder of them")
     e.add_argument("--method", choices=list(METHODS), default="gradcam", help="(gradcam)")
@@ -40,8 +54,8 @@ def add_commands(commands):
     e.add_argument("--layer", type=int, metavar="K", help="Grad-CAM: layer index (last map)")
     e.add_argument("--out", metavar="DIR", default="explain", help="output folder (explain)")
     e.set_defaults(run=run_explain)
-    f = commands.add_parser("filters", help="draw the filters of a convolution layer")
-    f.add_argument("model", metavar="MODEL")
+    f = add_command(commands, "filters", __doc__, help="draw the filters of a convolution layer")
+    f.add_argument("model", metavar="MODEL", help="model file, e.g. runs/paper-x/model.npz")
     f.add_argument("--layer", type=int, default=0, metavar="K", help="layer index (0)")
     f.add_argument("--out", metavar="FILE", help="PNG to write (filters-layerK.png)")
     f.set_defaults(run=run_filters)
@@ -62,7 +76,10 @@ def _target(model, text):
     hits = [i for i, n in enumerate(names) if text.lower() in (n.lower(), *_synonyms(n))]
     if len(hits) != 1:
         why = "no class is called" if not hits else "several classes are called"
-        raise ValueError(f"{why} {text!r}; give a class index (0..{len(names) - 1}) or a name")
+        hint = did_you_mean(text, names) if not hits else ""
+        raise ValueError(
+            f"{why} {text!r}{hint}; give a class index (0..{len(names) - 1}) or a name"
+        )
     return hits[0]
 
 
@@ -87,9 +104,7 @@ def run_explain(args):
 
     Exit code 0 when every image was read, 1 when some were skipped or none was given.
     """
-    from .__main__ import _load_model, image_paths
-
-    model = _load_model(args.model)
+    model = load_model(args.model)
     C, S, _ = model.input_shape
     title, method = METHODS[args.method]
     options = {"layer": args.layer} if args.method == "gradcam" else {}
@@ -156,9 +171,7 @@ figure {{ margin: 0; }} figcaption {{ font-size: small; }}
 
 def run_filters(args):
     """Write a grid of one Conv2D layer's filters (mid gray 0, white positive, black negative)."""
-    from .__main__ import _load_model
-
-    model = _load_model(args.model)
+    model = load_model(args.model)
     try:
         weights = explain.filters(model, args.layer)
     except ValueError as e:

@@ -1,4 +1,4 @@
-"""--init MODEL.npz: the training command lines fine-tune a trained model (transfer learning).
+"""--init MODEL.npz: minicnn train (and the examples) fine-tune a trained model (transfer learning).
 
 minicnn.transfer keeps every layer of the model file but its last Dense, the head, which a
 fresh head for this data's classes replaces. The fine-tuning then runs in two stages
@@ -16,9 +16,9 @@ import argparse
 import math
 import os
 
-from .cli_common import CommandError
-from .io import load
-from .transfer import FineTune, transfer
+from ..io import load
+from ..transfer import FineTune, transfer
+from .common import CommandError
 
 HEAD_EPOCHS = 3  # the new head alone, before everything trains
 HEAD_LR_FACTOR = 10  # the head's rate, times --lr

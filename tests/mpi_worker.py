@@ -16,14 +16,14 @@ import zlib
 import numpy as np
 
 import minicnn
-import minicnn.train
+import minicnn.training.loop
 from minicnn import distributed
 from minicnn.data import Split
 from minicnn.distributed import DistributedError
 from minicnn.gradcheck import rel_error
 
 dist = distributed.world()
-batches = minicnn.train.batches
+batches = minicnn.training.loop.batches
 
 
 def split(n, seed=0, size=32):
@@ -49,7 +49,9 @@ def train(preset, dtype, distributed, batch_size=8, sync=False, fast=True, optim
     near-zero gradient entry into a move of up to lr (it divides by the entry's own size), so
     the comparisons of two ranks with one process use SGD; one Adam run bounds that effect.
     """
-    minicnn.train.batches = lambda *a, **k: ((x.astype(dtype), y) for x, y in batches(*a, **k))
+    minicnn.training.loop.batches = lambda *a, **k: (
+        (x.astype(dtype), y) for x, y in batches(*a, **k)
+    )
     try:
         model = preset(num_classes=4, image_size=32, seed=3, dropout=kw.pop("dropout", 0.0))
         model.astype(dtype).fast = fast
@@ -64,7 +66,7 @@ def train(preset, dtype, distributed, batch_size=8, sync=False, fast=True, optim
                               distributed=distributed, sync_batchnorm=sync, progress=False,
                               print_fn=None, **kw)  # fmt: skip
     finally:
-        minicnn.train.batches = batches
+        minicnn.training.loop.batches = batches
     return state(model), history
 
 

@@ -16,6 +16,7 @@ import zlib
 import numpy as np
 
 import minicnn
+import minicnn.train
 import minicnn.training.loop
 from minicnn import distributed
 from minicnn.data import Split
@@ -116,6 +117,22 @@ def resume(folder):
     return out
 
 
+def synced_then_plain(folder):
+    """A synced run that saves its best model: the file holds plain BatchNorm2D records, and
+    afterwards the layers are plain again (no method of the run left on them)."""
+    model = minicnn.models.paper_bn(num_classes=4, image_size=32, seed=3)
+    path = os.path.join(folder, "best.npz")
+    minicnn.fit(model, minicnn.SoftmaxCrossEntropy(), minicnn.SGD(model.parameters(), 1e-3),
+                split(16), split(8, seed=1), epochs=1, batch_size=8, sync_batchnorm=True,
+                callbacks=[minicnn.train.SaveBest(path)], progress=False,
+                print_fn=None)  # fmt: skip
+    bns = minicnn.layers.norm.batchnorms(model)
+    out = {"plain": not any({"moments", "sums"} & set(vars(bn)) for bn in bns)}
+    if dist.is_root:
+        out["saved"] = sorted({type(layer).__name__ for layer in minicnn.load(path)})
+    return out
+
+
 def suite(folder):
     paper, paper_bn = minicnn.models.paper, minicnn.models.paper_bn
     results = {
@@ -133,6 +150,7 @@ def suite(folder):
     mine = folder if dist.is_root else os.path.join(folder, "rank1")  # as if on two machines
     os.makedirs(mine, exist_ok=True)
     results["resume"] = resume(mine)
+    results["synced_then_plain"] = synced_then_plain(mine)
     results["batch_of_1"] = refusal(lambda: train(paper, np.float32, None, batch_size=1))
     theirs = split(40)
     theirs.images[7, 0, 0, 0] += dist.rank  # one pixel differs on rank 1

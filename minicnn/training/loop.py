@@ -111,14 +111,17 @@ def fit(
         validate, loss_fn = parallel.validate(val, scores), parallel.shared(loss_fn)
         hooks.insert(0, parallel)  # first: the gradients are summed before the NaN guard
     hooks = CallbackList([*hooks, *callbacks, *([saver] if saver else [])], say)
-    return train_loop(model, loss_fn, optimizer, train_batches, validate, epochs, schedule, history,
-                hooks)  # fmt: skip
+    return train_loop(model, loss_fn, optimizer, schedule, epochs, train_batches, validate,
+                      history, hooks)  # fmt: skip
 
 
-def train_loop(
-    model, loss_fn, optimizer, train_batches, validate, epochs, schedule, history, hooks
-):
-    """The loop itself: epochs len(history) + 1 .. epochs; returns the history."""
+def train_loop(model, loss_fn, optimizer, schedule, epochs, train_batches, validate, history,
+               hooks):  # fmt: skip
+    """The loop itself, over epochs len(history) + 1 .. epochs; returns the history.
+
+    train_batches(epoch) -> (x, y) mini-batches; validate(model) -> (val_loss, val_acc);
+    history: the rows so far; hooks: a CallbackList.
+    """
     hooks.on_train_begin(model, history)
     try:
         if hooks.stopped(history):  # a resumed run that had stopped early

@@ -26,6 +26,7 @@ import sys
 import numpy as np
 
 from . import heads
+from .fast import threads
 from .layers.norm import batchnorms
 from .losses import BinaryCrossEntropy
 from .mpi import (  # noqa: F401 (the names of minicnn.distributed)
@@ -93,8 +94,6 @@ class DataParallel:
         return validate
 
     def on_train_begin(self, model, history):
-        from .fast import threads
-
         self.group.start(model, self.optimizer)
         if self.sync:
             self.summed = sync_batchnorm(model, self.group.sum)

@@ -54,7 +54,7 @@ def launched_size():
 
 
 class Group:
-    """One process: rank 0 of 1. Every method is the no-op that fit can call unconditionally.
+    """One process: rank 0 of 1. Every method is a no-op, so code can call them unconditionally.
 
     MPIGroup below does the real work with the same methods.
     """
@@ -238,7 +238,7 @@ class MPIGroup(Group):
 
         return build(skeleton)
 
-    # -- what fit calls
+    # -- what data-parallel training calls (minicnn.distributed.DataParallel)
 
     def agree(self, model, train, val, **settings):
         P, B = self.size, settings.get("batch_size")

@@ -450,14 +450,16 @@ def test_finetune_schedule_stages_rates_and_fresh_state():
         == "epochs 1-3: the new head alone (Dense(128 -> 1); layers 0-18 frozen) at lr 0.001"
     )
     assert lines[1] == "from epoch 4: layers 4 on at lr 0.0001, from a fresh optimizer state"
-    bns = [layer for layer in model if isinstance(layer, minicnn.BatchNorm2D)]
-    kept = FineTune(optimizer, source("paper_bn"), 3, 1e-3, keep_statistics=True).model
-    assert all(bn.statistics_frozen for bn in minicnn.layers.norm.batchnorms(kept))
-    assert all(bn.keep_statistics for bn in minicnn.layers.norm.batchnorms(kept))  # older name
-    assert not any(bn.statistics_frozen for bn in bns)
     cosine = minicnn.schedules.Cosine(optimizer, total_steps=10, warmup_steps=2)
     with_then = FineTune(optimizer, model, 3, 1e-3, then=cosine)
     assert [with_then.rate(k) for k in (0, 3, 4, 5)] == [1e-3, 0.0, 0.5e-4, 1e-4]
+    bn_model = source("paper_bn")
+    kept = FineTune(minicnn.Adam(bn_model.parameters()), bn_model, 3, 1e-3, keep_statistics=True)
+    bns = minicnn.layers.norm.batchnorms(kept.model)
+    assert len(bns) == 8 and all(bn.statistics_frozen for bn in bns)
+    assert all(bn.keep_statistics for bn in bns)  # the older name
+    FineTune(minicnn.Adam(bn_model.parameters()), bn_model, 3, 1e-3)
+    assert not any(bn.statistics_frozen for bn in bns)
 
 
 def test_finetune_trains_the_head_then_everything_and_resumes_exactly(tmp_path):

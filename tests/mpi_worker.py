@@ -62,7 +62,8 @@ def train(preset, dtype, distributed, batch_size=8, sync=False, fast=True, optim
         else:
             step = minicnn.Adam(model.parameters(), lr=1e-3)
         data = kw.pop("data", None) or split(5 * batch_size)
-        history = minicnn.fit(model, minicnn.SoftmaxCrossEntropy(), step, data, None,
+        val = kw.pop("val", None)
+        history = minicnn.fit(model, minicnn.SoftmaxCrossEntropy(), step, data, val,
                               epochs=kw.pop("epochs", 1), batch_size=batch_size,
                               distributed=distributed, sync_batchnorm=sync, progress=False,
                               print_fn=None, **kw)  # fmt: skip
@@ -85,6 +86,18 @@ def equal_runs(preset, dtype, **kw):
     return {
         "error": max(rel_error(a, b) for a, b in zip(one, two)),
         "same_bits_on_every_rank": same_bits_on_every_rank(two),
+    }
+
+
+def same_validation():
+    """Two ranks score their halves of the validation split: the whole split's loss and
+    accuracy, as one process gets them (float64 training, SGD)."""
+    kw = dict(optimizer="SGD", epochs=2, val=split(13, seed=9))
+    _, one = train(minicnn.models.paper, np.float64, False, **kw)
+    _, two = train(minicnn.models.paper, np.float64, None, **kw)
+    return {
+        "loss": max(rel_error(a["val_loss"], b["val_loss"]) for a, b in zip(one, two)),
+        "accuracy": [row["val_acc"] for row in one] == [row["val_acc"] for row in two],
     }
 
 
@@ -151,6 +164,7 @@ def suite(folder):
     os.makedirs(mine, exist_ok=True)
     results["resume"] = resume(mine)
     results["synced_then_plain"] = synced_then_plain(mine)
+    results["validation"] = same_validation()
     results["batch_of_1"] = refusal(lambda: train(paper, np.float32, None, batch_size=1))
     theirs = split(40)
     theirs.images[7, 0, 0, 0] += dist.rank  # one pixel differs on rank 1

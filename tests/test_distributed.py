@@ -236,6 +236,11 @@ def test_sync_batchnorm_matches_one_process_and_per_rank_does_not(suite):
     assert suite["paper_bn_per_rank"]["error"] > 1e-2  # each rank's statistics: not the same
 
 
+def test_each_rank_scores_its_part_of_the_validation_split(suite):
+    # evaluate() feeds float32 images, so the engine computes the scores in float32
+    assert suite["validation"]["loss"] <= 1e-6 and suite["validation"]["accuracy"]
+
+
 def test_a_synced_run_saves_and_leaves_plain_batchnorms(suite):
     done = suite["synced_then_plain"]
     assert done["plain"]

@@ -106,12 +106,13 @@ def fit(
         NonFiniteGuard(checkpoint),
         Progress(epochs, len(train), progress and ranks.is_root, say),
     ]
+    step_loss = loss_fn
     if parallel:  # each rank its part of every batch and of the validation split
         train_batches = parallel.batches(train_batches, len(train), batch_size)
-        validate, loss_fn = parallel.validate(val, scores), parallel.shared(loss_fn)
+        validate, step_loss = parallel.validate(val, scores), parallel.shared(loss_fn)
         hooks.insert(0, parallel)  # first: the gradients are summed before the NaN guard
     hooks = CallbackList([*hooks, *callbacks, *([saver] if saver else [])], say)
-    return train_loop(model, loss_fn, optimizer, schedule, epochs, train_batches, validate,
+    return train_loop(model, step_loss, optimizer, schedule, epochs, train_batches, validate,
                       history, hooks)  # fmt: skip
 
 

@@ -161,3 +161,18 @@ def test_checkpoint_writes_and_restores_on_its_own(tmp_path):
         Checkpoint(path, opt2, 4, sched2).restore(again)
     with pytest.raises(ModelFileError, match="trained with a learning-rate schedule"):
         Checkpoint(path, opt2, 3, None).restore(again)
+
+
+def test_the_older_module_keeps_every_name():
+    import minicnn.train
+    import minicnn.training
+
+    for name in ("EarlyStopping", "SaveBest", "TrainingDiverged", "check_split", "epoch_seed",
+                 "evaluate", "fit", "format_row", "num_classes_of", "targets_for"):  # fmt: skip
+        assert getattr(minicnn.train, name) is getattr(minicnn.training, name)
+    assert minicnn.fit is minicnn.training.fit and minicnn.evaluate is minicnn.training.evaluate
+    assert (
+        minicnn.train.epoch_seed(0, 1)
+        == minicnn.train.epoch_seed(0, 1)
+        != minicnn.train.epoch_seed(0, 2)
+    )

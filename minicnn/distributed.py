@@ -4,7 +4,7 @@
     srun -n 8 python examples/train_paper.py           # eight on a Slurm cluster
 
 fit() does the following on P ranks (launched by mpiexec or srun; `fit(distributed=True)`
-forces it, `distributed=False` turns it off):
+forces it, `distributed=False` turns it off), through the callback DataParallel below:
 
 1. every rank draws the same shuffled global batch of B images (the shuffle seed is shared)
    and keeps its part of it, B // P images, the first B % P ranks one more;
@@ -13,461 +13,176 @@ forces it, `distributed=False` turns it off):
 3. allreduce_gradients: ONE exchange per step of all gradients in one flat buffer, summed;
 4. the same optimizer step on every rank: weights and optimizer state stay identical on all
    ranks without being sent again. Rank 0 alone prints and writes files.
+With sync_batchnorm, sync_batchnorm() makes each BatchNorm's statistics and sums those of the
+global batch for the run (its gamma and beta gradients are then summed already).
 
-The sum is deterministic. MPI_Allreduce leaves the order of its additions to the library (it
-changes with the message size, the rank count and the version, and the standard does not
-promise every rank the same bits). Here the buffer is cut into P chunks; an Alltoall brings
-rank c every rank's copy of chunk c, rank c adds them in rank order 0, 1, ..., P-1, and an
-Allgather hands every summed chunk to everyone. That is a reduce-scatter plus an allgather:
-the bytes of a ring allreduce, 2 (P - 1) / P of the buffer sent per rank and step, the same
-bits on every rank, and for a given P the same bits on every run.
-
-`import minicnn` never imports mpi4py: it is imported only when the process was started by an
-MPI launcher with more than one rank, or when asked for (`world(force=True)`, fit(distributed=
-True)). Without it, `rank`, `size`, `is_root` are 0, 1, True and every call here is a no-op.
+The ranks themselves, with deterministic sums, are minicnn.mpi's Group. `import minicnn` never
+imports mpi4py; without MPI, `rank`, `size`, `is_root` are 0, 1, True.
 """
 
-import functools
-import json
 import os
 import sys
-import threading
-import time
-import traceback
-import zlib
 
 import numpy as np
 
-from .layers import Dropout
+from . import heads
+from .fast import threads
+from .layers.norm import batchnorms
+from .losses import BinaryCrossEntropy
+from .mpi import (  # noqa: F401 (the names of minicnn.distributed)
+    TIMEOUT_ENV,
+    DistributedError,
+    Group,
+    MPIGroup,
+    group,
+    launched_size,
+    stop_all_ranks_on_error,
+    world,
+)
 
-TIMEOUT_ENV = "MINICNN_MPI_TIMEOUT"  # seconds a rank may wait in one collective (0: forever)
-
-# The variables MPI launchers set to the number of ranks: MPICH / Intel MPI / srun --mpi=pmi2,
-# Open MPI, MVAPICH; Slurm with PMIx sets PMIX_RANK and the step's task count.
-_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+# ----------------------------------------------------------------------------- fit's part
 
 
-class DistributedError(RuntimeError):
-    """The ranks cannot train together (they disagree on the data, or the batch is too small).
+class DataParallel:
+    """fit's callback on P > 1 ranks: the four steps of the module's docstring.
 
-    Raised on every rank at once, with the same message, so the run ends cleanly everywhere.
+    fit takes from it this rank's part of each global batch (batches), the loss scaled to the
+    part's share of it (shared), and the validation of each rank's part of the split
+    (validate); as a callback it starts the run (rank 0's weights everywhere, BatchNorm
+    synchronised, a line `data-parallel: P ranks x T threads`), seeds each rank's Dropout,
+    sums the gradients between backward and the step, and ends the synchronisation.
     """
 
-
-def launched_size():
-    """The number of ranks an MPI launcher started, from its environment (1 outside one)."""
-    for name in _SIZE_VARIABLES:
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    if "PMIX_RANK" in os.environ:
-        return int(os.environ.get("SLURM_STEP_NUM_TASKS", os.environ.get("SLURM_NTASKS", "2")))
-    return 1
-
-
-class Group:
-    """One process: rank 0 of 1. Every method is the no-op that fit can call unconditionally.
-
-    MPIGroup below does the real work with the same methods.
-    """
-
-    rank, size = 0, 1
-    part = None  # (rank, size) for minicnn.data.batches, None for one process
-
-    @property
-    def is_root(self):
-        return self.rank == 0
-
-    def sum(self, values):
-        """float64 (n,) -> the sum over ranks, added in rank order (here: the values)."""
-        return np.asarray(values, dtype=np.float64)
+    def __init__(self, ranks, optimizer, seed=0, sync_batchnorm=False, say=None):
+        self.group, self.optimizer, self.seed = ranks, optimizer, seed
+        self.sync, self.say = sync_batchnorm, say
+        self.summed = []  # Parameters whose gradients synchronised BatchNorm sums itself
+        self.global_size = None  # images in the current global batch
+        self.loss = None
 
     def agree(self, model, train, val, **settings):
-        """Refuse (DistributedError on every rank) unless all ranks have the same data,
-        model shapes and settings, and every rank gets at least one image of a batch."""
+        """DistributedError on every rank unless they have the same data and settings."""
+        self.group.agree(model, train, val, **settings)
 
-    def start(self, model, optimizer, sync_batchnorm=False):
-        """Give every rank rank 0's weights, buffers and optimizer state; with
-        sync_batchnorm, BatchNorm layers take the statistics of the whole global batch."""
+    def batches(self, train_batches, n, batch_size):
+        """train_batches(epoch, part) -> the epoch's batches of this rank's part."""
 
-    def broadcast_parameters(self, model):
-        """Overwrite every rank's weights and buffers (BatchNorm's statistics) with rank 0's."""
+        def parts(epoch):
+            for step, (x, y) in enumerate(train_batches(epoch, part=self.group.part)):
+                self.global_size = min(batch_size, n - step * batch_size)
+                if self.loss is not None:
+                    self.loss.share = self.group.share(self.loss.loss_fn, y, self.global_size)
+                yield x, y
 
-    def on_root(self, fn):
-        """fn() on rank 0 only (it may read files); its JSON-ready result on every rank.
-        An exception there is raised on rank 0 and, as DistributedError, on the others."""
-        return fn()
+        return parts
 
-    def seed_dropout(self, model, seed, epoch):
-        """Per-rank Dropout streams for an epoch, from (seed, epoch, rank) (P > 1 only)."""
+    def shared(self, loss_fn):
+        """loss_fn times this rank's share of the global batch (set for each batch)."""
+        self.loss = SharedLoss(loss_fn)
+        return self.loss
 
-    def share(self, loss_fn, y, n):
-        """This rank's share of the global batch's loss: len(y) / n for n images in the
-        global batch, or its share of the class weights when the loss has class_weights."""
-        weights = getattr(loss_fn, "class_weights", None)
-        if weights is None or self.size == 1:
-            return len(y) / n  # one process: 1
-        mine = float(np.asarray(weights, dtype=np.float64)[y].sum())
-        return mine / float(self.sum([mine])[0])
+    def validate(self, val, scores):
+        """validate(model) -> (val_loss, val_acc) of the whole split from each rank's part;
+        first the running statistics are averaged, so every rank holds the same model."""
 
-    def allreduce_gradients(self, model, *values):
-        """Sum every trainable gradient over the ranks (one flat buffer, rank order), and the
-        numbers in `values` with them; returns those numbers summed (here: as given)."""
-        return values
+        def validate(model):
+            self.group.average_buffers(model)
+            if val is None or not len(val):
+                return None, None
+            return self.group.gather_metrics(scores(self.group.shard(val)))
 
-    def average_buffers(self, model):
-        """Average BatchNorm's running statistics over the ranks (they differ per rank
-        unless sync_batchnorm), so every rank evaluates and saves the same model."""
+        return validate
 
-    def shard(self, split):
-        """This rank's contiguous part of a Split (evaluation work split across ranks)."""
-        return split
-
-    def gather_metrics(self, result):
-        """(loss, accuracy) of the whole split from each rank's evaluate() of its shard."""
-        return result["loss"], result["accuracy"]
-
-
-class MPIGroup(Group):
-    """All ranks of an MPI job (mpi4py's COMM_WORLD).
-
-    A rank that fails stops the others: an uncaught exception, or one that leaves fit(),
-    calls MPI_Abort after printing it, and a rank that dies is noticed by the launcher. With
-    MINICNN_MPI_TIMEOUT=T, a rank that waits more than T seconds in one collective (another
-    rank hangs) aborts the job too.
-    """
-
-    def __init__(self, comm=None, timeout=None):
-        try:
-            from mpi4py import MPI
-        except ImportError as e:
-            raise ImportError(
-                f"minicnn.distributed needs mpi4py ({e}): pip install 'minicnn[mpi]', or "
-                "mpi4py built against your cluster's MPI (README: several processes)"
-            ) from None
-        self.MPI = MPI
-        self.comm = comm if comm is not None else MPI.COMM_WORLD
-        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        self.part = (self.rank, self.size)
-        self._buffers = {}
-        self._waiting = None  # (what, since) while inside a collective
-        if timeout is None:
-            timeout = float(os.environ.get(TIMEOUT_ENV, "0") or 0)
-        self.timeout = timeout
-        if self.size > 1:
-            _abort_on_uncaught_exceptions(self)
-            if timeout > 0:
-                threading.Thread(target=self._watch, daemon=True).start()
-
-    # -- the collectives, each timed by the watchdog
-
-    def _call(self, what, fn, *args):
-        self._waiting = (what, time.monotonic())
-        try:
-            return fn(*args)
-        finally:
-            self._waiting = None
-
-    def _watch(self):
-        while True:
-            time.sleep(min(1.0, self.timeout / 4))
-            waiting = self._waiting
-            if waiting and time.monotonic() - waiting[1] > self.timeout:
-                self.abort(
-                    f"rank {self.rank} waited more than {self.timeout:g} s in {waiting[0]}: "
-                    f"another rank has stopped or hangs ({TIMEOUT_ENV})"
-                )
-
-    def abort(self, message):
-        """Print `message` naming this rank and stop every rank of the job (MPI_Abort)."""
-        print(f"error: {message}; stopping all {self.size} ranks (MPI_Abort)", file=sys.stderr)
-        sys.stderr.flush()
-        time.sleep(0.5)  # the launcher forwards our stderr; MPI_Abort would cut it short
-        self.comm.Abort(1)
-        os._exit(1)  # MPICH's MPI_Abort may return before the launcher ends this process
-
-    def sum(self, values):
-        """Sum over ranks in rank order: reduce-scatter by Alltoall, then Allgather."""
-        values = np.ascontiguousarray(values)
-        P, n = self.size, values.size
-        chunk = -(-n // P)  # ceil(n / P): each rank sums one chunk
-        send = np.zeros(P * chunk, dtype=values.dtype)
-        send[:n] = values.reshape(-1)
-        recv = np.empty_like(send)
-        self._call("Alltoall", self.comm.Alltoall, send, recv)  # recv[s] = rank s's chunk
-        parts = recv.reshape(P, chunk)
-        mine = parts[0].copy()
-        for s in range(1, P):  # rank order, so the bits depend on P only
-            mine += parts[s]
-        self._call("Allgather", self.comm.Allgather, mine, send)
-        return send[:n].reshape(values.shape)
-
-    def _gather_text(self, text):
-        """Every rank's str, on every rank (no pickle: lengths, then the UTF-8 bytes)."""
-        data = np.frombuffer(text.encode(), dtype=np.uint8)
-        sizes = np.empty(self.size, dtype=np.int64)
-        self._call("Allgather", self.comm.Allgather, np.array([data.size]), sizes)
-        out = np.empty(int(sizes.sum()), dtype=np.uint8)
-        spec = [out, (sizes, np.concatenate([[0], np.cumsum(sizes)[:-1]])), self.MPI.BYTE]
-        self._call("Allgatherv", self.comm.Allgatherv, [data, self.MPI.BYTE], spec)
-        ends = np.cumsum(sizes)
-        return [out[e - s : e].tobytes().decode() for s, e in zip(sizes, ends)]
-
-    def _broadcast_text(self, text):
-        data = np.frombuffer((text or "").encode(), dtype=np.uint8).copy()
-        size = np.array([data.size])
-        self._call("Bcast", self.comm.Bcast, size, 0)
-        if self.rank:
-            data = np.empty(int(size[0]), dtype=np.uint8)
-        self._call("Bcast", self.comm.Bcast, data, 0)
-        return data.tobytes().decode()
-
-    def broadcast(self, tree):
-        """Rank 0's dicts / lists / numbers / arrays on every rank; the others pass their own
-        structure of the same shapes (e.g. an optimizer's state_dict) to be overwritten."""
-        arrays = []
-
-        def strip(t):
-            if isinstance(t, dict):
-                return {k: strip(v) for k, v in t.items()}
-            if isinstance(t, (list, tuple)):
-                return [strip(v) for v in t]
-            if isinstance(t, np.ndarray):
-                arrays.append(np.ascontiguousarray(t))
-                return {"__array__": len(arrays) - 1}
-            return t
-
-        skeleton = json.loads(self._broadcast_text(json.dumps(strip(tree))))
-        for a in arrays:
-            self._call("Bcast", self.comm.Bcast, a, 0)
-
-        def build(t):
-            if isinstance(t, dict) and "__array__" in t:
-                return arrays[t["__array__"]]
-            if isinstance(t, dict):
-                return {k: build(v) for k, v in t.items()}
-            return [build(v) for v in t] if isinstance(t, list) else t
-
-        return build(skeleton)
-
-    # -- what fit calls
-
-    def agree(self, model, train, val, **settings):
-        P, B = self.size, settings.get("batch_size")
-        facts = {
-            "ranks": P,
-            "settings": settings,
-            "parameters": [[list(p.shape), p.trainable] for p in model.parameters()],
-            "class_names": list(model.class_names) if model.class_names is not None else None,
-            "train": _split_facts(train),
-            "val": _split_facts(val),
-        }
-        every = [json.loads(t) for t in self._gather_text(json.dumps(facts, sort_keys=True))]
-        problems = [
-            _difference(r, key, theirs[key], every[0][key])
-            for r, theirs in enumerate(every)
-            for key in facts
-            if theirs[key] != every[0][key]
-        ]
-        if problems:
-            raise DistributedError(
-                "the ranks must train on the same data with the same settings: "
-                + "; ".join(problems[:4])
-            )
-        if B is not None and B < P:
-            raise DistributedError(
-                f"a batch of {B} image{'s' * (B > 1)} cannot be cut into {P} parts, one per "
-                f"rank: use --batch-size {P} or more, or at most {B} rank{'s' * (B > 1)}"
+    def on_train_begin(self, model, history):
+        self.group.start(model, self.optimizer)
+        if self.sync:
+            self.summed = sync_batchnorm(model, self.group.sum)
+        if self.say:
+            self.say(
+                f"data-parallel: {self.group.size} ranks x {threads.get_num_threads()} threads"
             )
 
-    def start(self, model, optimizer, sync_batchnorm=False):
-        self.broadcast_parameters(model)
-        optimizer.load_state_dict(self.broadcast(optimizer.state_dict()))
-        for layer in model.layers:
-            if hasattr(layer, "reduce"):  # BatchNorm: None is per-rank statistics
-                layer.reduce = self.sum if sync_batchnorm else None
-        _share_the_cores(self)
+    def on_epoch_begin(self, epoch, model):
+        self.group.seed_dropout(model, self.seed, epoch)
 
-    def broadcast_parameters(self, model):
-        for layer in model.layers:
-            arrays = [p.data for p in layer.parameters()]
-            arrays += [getattr(layer, name) for name in getattr(layer, "BUFFERS", ())]
-            for a in arrays:
-                self._call("Bcast", self.comm.Bcast, a, 0)
+    def on_backward_end(self, step, logs, model):
+        summed = self.group.allreduce_gradients(model, logs["loss"], logs["hits"], skip=self.summed)
+        logs["loss"], logs["hits"] = summed[0], int(summed[1])
+        logs["size"] = self.global_size
 
-    def on_root(self, fn):
-        result, error = None, None
-        if self.is_root:
-            try:
-                result = fn()
-            except Exception as e:  # told to the others, raised here as it is
-                error = e
-        message = self._broadcast_text(
-            json.dumps({"error": None if error is None else f"{type(error).__name__}: {error}"})
-        )
-        if error is not None:
-            error.all_ranks = True  # the others raise too: no need to abort them
-            raise error
-        failed = json.loads(message)["error"]
-        if failed:
-            raise DistributedError(f"rank 0 failed: {failed}")
-        return json.loads(self._broadcast_text(json.dumps(result)))
-
-    def seed_dropout(self, model, seed, epoch):
-        for i, layer in enumerate(model.layers):
-            if isinstance(layer, Dropout):
-                layer.rng = np.random.default_rng([seed, epoch, self.rank, i])
-
-    def allreduce_gradients(self, model, *values):
-        params = [p for p in model.parameters() if p.trainable]
-        if not params:
-            return values
-        sizes = [p.grad.size for p in params]
-        key = (params[0].grad.dtype.str, sum(sizes) + len(values))
-        buf = self._buffers.get(key)
-        if buf is None:
-            buf = self._buffers[key] = np.empty(key[1], dtype=params[0].grad.dtype)
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        for p, a, b in zip(params, offsets[:-1], offsets[1:]):
-            buf[a:b] = p.grad.reshape(-1)
-        buf[offsets[-1] :] = values
-        total = self.sum(buf)
-        for p, a, b in zip(params, offsets[:-1], offsets[1:]):
-            np.copyto(p.grad, total[a:b].reshape(p.grad.shape))
-        return tuple(float(v) for v in total[offsets[-1] :])
-
-    def average_buffers(self, model):
-        for layer in model.layers:
-            for name in getattr(layer, "BUFFERS", ()):
-                a = getattr(layer, name)
-                setattr(layer, name, (self.sum(a.astype(np.float64)) / self.size).astype(a.dtype))
-
-    def shard(self, split):
-        if split is None:
-            return None
-        N, r, P = len(split), self.rank, self.size
-        lo, hi = r * N // P, (r + 1) * N // P
-        return type(split)(split.images[lo:hi], split.labels[lo:hi])
-
-    def gather_metrics(self, result):
-        n, loss = len(result["labels"]), result["loss"]
-        correct = float(np.sum(result["predictions"] == result["labels"]))
-        has_loss = 0.0 if loss is None else 1.0  # an empty shard has no loss either
-        total_loss, total_correct, total, losses = self.sum(
-            [(loss or 0.0) * n, correct, n, has_loss]
-        )
-        if total == 0:
-            return None, float("nan")
-        return (total_loss / total if losses else None), total_correct / total
+    def on_train_end(self, model, history):
+        if self.summed:
+            unsync_batchnorm(model)
+            self.summed = []
 
 
-# ----------------------------------------------------------------------------- helpers
+class SharedLoss:
+    """A loss times `share`, this rank's part of the global batch's: summed over the ranks,
+    the losses and the gradients are the global batch's. Takes class indices y as targets."""
+
+    def __init__(self, loss_fn):
+        self.loss_fn, self.share = loss_fn, 1.0
+
+    def forward(self, logits, y):
+        targets = y
+        if isinstance(self.loss_fn, BinaryCrossEntropy):  # as training.evaluate.targets_for
+            targets = heads.sigmoid_targets(y, logits)
+        return self.loss_fn.forward(logits, targets) * self.share
+
+    def backward(self):
+        return self.loss_fn.backward() * self.share
 
 
-def _split_facts(split):
-    """What two ranks must agree on about a split: sizes, a checksum of labels and pixels."""
-    if split is None:
-        return None
-    step = max(1, len(split) // 256)  # 256 images spread over the split, not all of them
-    return {
-        "images": [len(split), *split.images.shape[1:]],
-        "labels_crc32": zlib.crc32(np.ascontiguousarray(split.labels).tobytes()),
-        "pixels_crc32": zlib.crc32(np.ascontiguousarray(split.images[::step]).tobytes()),
-    }
+# ----------------------------------------------------------------------------- synced BatchNorm
 
 
-def _short(value):
-    text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= 80 else text[:77] + "..."
+class _Combined:
+    """A BatchNorm method whose result is combined over the ranks: called as the layer's own
+    method, and .combine(*local) for a local result computed elsewhere (the fast engine)."""
+
+    def __init__(self, local, combine):
+        self.local, self.combine = local, combine
+
+    def __call__(self, *args):
+        return self.combine(*self.local(*args))
 
 
-def _difference(r, key, theirs, root):
-    """What rank r has that rank 0 has not, in words."""
-    if key in ("train", "val") and theirs and root and theirs["images"] != root["images"]:
-        n, shape = theirs["images"][0], tuple(theirs["images"][1:])
-        return f"rank {r} has {n} {key} images of {shape}, rank 0 {root['images'][0]} of " + str(
-            tuple(root["images"][1:])
-        )
-    if key in ("train", "val") and theirs and root:
-        what = "labels" if theirs["labels_crc32"] != root["labels_crc32"] else "pixels"
-        return f"rank {r}'s {key} images have other {what} than rank 0's"
-    if key == "settings":
-        keys = [k for k in root if theirs.get(k) != root[k]]
-        return ", ".join(f"rank {r} has {k} {theirs.get(k)}, rank 0 {root[k]}" for k in keys)
-    return f"rank {r} has {key} {_short(theirs)}, rank 0 {_short(root)}"
+def sync_batchnorm(model, total):
+    """Make every BatchNorm of the model normalise with the global batch's statistics.
+
+    total: sums a float64 vector over the ranks. Each layer's moments and sums (the
+    statistics, and dbeta, dgamma) become those of the global batch, as one process computes
+    them on it; the layer stays a plain BatchNorm (saved as one), with these two methods
+    replaced on the instance until unsync_batchnorm. Returns the gamma and beta Parameters,
+    whose gradients are then summed over the ranks already."""
+
+    def moments(mean, var, m):
+        # mean = sum_r m_r mean_r / M, var = sum_r m_r (var_r + (mean_r - mean)^2) / M
+        dtype, mean_r, var_r = mean.dtype, mean.astype(np.float64), var.astype(np.float64)
+        sums = total(np.append(mean_r * m, m))  # (C + 1,): the sums, then M
+        M = int(sums[-1])
+        mean = sums[:-1] / M
+        var = total(m * (var_r + (mean_r - mean) ** 2)) / M
+        return mean.astype(dtype), var.astype(dtype), M
+
+    def sums(dbeta, dgamma):
+        C, dtype = len(dbeta), dbeta.dtype
+        both = total(np.concatenate([dbeta, dgamma]).astype(np.float64))
+        return both[:C].astype(dtype), both[C:].astype(dtype)
+
+    params = []
+    for bn in batchnorms(model):
+        bn.moments = _Combined(type(bn).moments.__get__(bn), moments)
+        bn.sums = _Combined(type(bn).sums.__get__(bn), sums)
+        params += bn.parameters()
+    return params
 
 
-def _abort_on_uncaught_exceptions(group):
-    """An exception nobody catches prints as usual, then stops every rank (a rank that just
-    exited would leave the others waiting forever in their next collective)."""
-    previous = sys.excepthook
-
-    def hook(kind, value, tb):
-        previous(kind, value, tb)
-        if not getattr(value, "all_ranks", False):  # raised by every rank: each ends itself
-            group.abort(f"rank {group.rank} stopped with {kind.__name__} (above)")
-
-    sys.excepthook = hook
-
-
-def _share_the_cores(group):
-    """Under MPI each rank's default thread count is its share of its machine's cores."""
-    import numba
-
-    from .fast import threads
-
-    if threads.get_num_threads() != numba.config.NUMBA_NUM_THREADS:
-        return  # chosen by the user (--threads)
-    local = group.comm.Split_type(group.MPI.COMM_TYPE_SHARED).Get_size()
-    threads.set_num_threads(max(1, numba.config.NUMBA_NUM_THREADS // local))
-
-
-def stop_all_ranks_on_error(*collective):
-    """Decorator for fit: an exception leaving it on one rank aborts the job, except the types
-    in `collective`, which every rank raises at the same point (they end the run cleanly)."""
-
-    def decorate(function):
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            try:
-                return function(*args, **kwargs)
-            except (DistributedError, *collective) as e:
-                e.all_ranks = True  # every rank raises it at the same point
-                raise
-            except BaseException as e:
-                group = _world
-                if group is None or group.size == 1 or getattr(e, "all_ranks", False):
-                    raise
-                traceback.print_exc()
-                group.abort(f"rank {group.rank}: {type(e).__name__}: {e}")
-                raise
-
-        return wrapper
-
-    return decorate
-
-
-# ----------------------------------------------------------------------------- the world
-
-_world = None
-
-
-def world(force=False):
-    """The group of this process: MPIGroup when started by an MPI launcher with more than one
-    rank (or force=True, which needs mpi4py), else a one-process Group. Made once."""
-    global _world
-    if _world is None or (force and not isinstance(_world, MPIGroup)):
-        _world = MPIGroup() if force or launched_size() > 1 else Group()
-    return _world
-
-
-def group(distributed=None):
-    """The group fit trains with: None -> world(); True -> world(force=True) (mpi4py needed);
-    False -> one process even under mpiexec; a Group -> itself."""
-    if isinstance(distributed, Group):
-        return distributed
-    if distributed is False:
-        return Group()
-    return world(force=bool(distributed))
+def unsync_batchnorm(model):
+    """Every BatchNorm back to its own batch's statistics (undoes sync_batchnorm)."""
+    for bn in batchnorms(model):
+        for name in ("moments", "sums"):
+            vars(bn).pop(name, None)
 
 
 def __getattr__(name):

@@ -16,8 +16,9 @@ import numpy as np
 
 from .heads import head_units
 from .io import load
-from .layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout
+from .layers import BatchNorm2D, Conv2D, Dense, Dropout
 from .layers.nested import children
+from .layers.norm import batchnorms
 from .schedules import Schedule
 from .sequential import Sequential
 
@@ -163,7 +164,8 @@ class FineTune(Schedule):
     first step: then.rate(k - head_steps)). head_steps=math.inf: the head alone throughout.
     keep_statistics=True: every BatchNorm keeps normalising with the source's running
     statistics in stage 2 too (and leaves them as they are), while its gamma and beta train
-    (_BatchNorm.keep_statistics); False: an unfrozen BatchNorm uses its batches' statistics.
+    (BatchNorm2D.freeze_statistics; docs/batchnorm.md); False: an unfrozen BatchNorm uses
+    its batches' statistics.
 
         optimizer = Adam(model.parameters(), lr=1e-4)          # stage 2's rate
         fit(model, ..., schedule=FineTune(optimizer, model, 3 * steps_per_epoch, 1e-3))
@@ -181,9 +183,8 @@ class FineTune(Schedule):
                              f"{keep_frozen}")  # fmt: skip
         self.model, self.head_steps, self.head_lr = model, head_steps, float(head_lr)
         self.then, self.keep_frozen = then, int(keep_frozen)
-        for layer in model:
-            if isinstance(layer, (BatchNorm1D, BatchNorm2D)):
-                layer.keep_statistics = bool(keep_statistics)
+        for bn in batchnorms(model):
+            bn.freeze_statistics(keep_statistics)
         self.keep_statistics = bool(keep_statistics)
         super().__init__(optimizer)  # base_lr: the optimizer's lr, stage 2's rate
         self._freeze()

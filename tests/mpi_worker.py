@@ -17,13 +17,14 @@ import numpy as np
 
 import minicnn
 import minicnn.train
+import minicnn.training.loop
 from minicnn import distributed
 from minicnn.data import Split
 from minicnn.distributed import DistributedError
 from minicnn.gradcheck import rel_error
 
 dist = distributed.world()
-batches = minicnn.train.batches
+batches = minicnn.training.loop.batches
 
 
 def split(n, seed=0, size=32):
@@ -49,7 +50,9 @@ def train(preset, dtype, distributed, batch_size=8, sync=False, fast=True, optim
     near-zero gradient entry into a move of up to lr (it divides by the entry's own size), so
     the comparisons of two ranks with one process use SGD; one Adam run bounds that effect.
     """
-    minicnn.train.batches = lambda *a, **k: ((x.astype(dtype), y) for x, y in batches(*a, **k))
+    minicnn.training.loop.batches = lambda *a, **k: (
+        (x.astype(dtype), y) for x, y in batches(*a, **k)
+    )
     try:
         model = preset(num_classes=4, image_size=32, seed=3, dropout=kw.pop("dropout", 0.0))
         model.astype(dtype).fast = fast
@@ -59,12 +62,13 @@ def train(preset, dtype, distributed, batch_size=8, sync=False, fast=True, optim
         else:
             step = minicnn.Adam(model.parameters(), lr=1e-3)
         data = kw.pop("data", None) or split(5 * batch_size)
-        history = minicnn.fit(model, minicnn.SoftmaxCrossEntropy(), step, data, None,
+        val = kw.pop("val", None)
+        history = minicnn.fit(model, minicnn.SoftmaxCrossEntropy(), step, data, val,
                               epochs=kw.pop("epochs", 1), batch_size=batch_size,
                               distributed=distributed, sync_batchnorm=sync, progress=False,
                               print_fn=None, **kw)  # fmt: skip
     finally:
-        minicnn.train.batches = batches
+        minicnn.training.loop.batches = batches
     return state(model), history
 
 
@@ -82,6 +86,18 @@ def equal_runs(preset, dtype, **kw):
     return {
         "error": max(rel_error(a, b) for a, b in zip(one, two)),
         "same_bits_on_every_rank": same_bits_on_every_rank(two),
+    }
+
+
+def same_validation():
+    """Two ranks score their halves of the validation split: the whole split's loss and
+    accuracy, as one process gets them (float64 training, SGD)."""
+    kw = dict(optimizer="SGD", epochs=2, val=split(13, seed=9))
+    _, one = train(minicnn.models.paper, np.float64, False, **kw)
+    _, two = train(minicnn.models.paper, np.float64, None, **kw)
+    return {
+        "loss": max(rel_error(a["val_loss"], b["val_loss"]) for a, b in zip(one, two)),
+        "accuracy": [row["val_acc"] for row in one] == [row["val_acc"] for row in two],
     }
 
 
@@ -114,6 +130,22 @@ def resume(folder):
     return out
 
 
+def synced_then_plain(folder):
+    """A synced run that saves its best model: the file holds plain BatchNorm2D records, and
+    afterwards the layers are plain again (no method of the run left on them)."""
+    model = minicnn.models.paper_bn(num_classes=4, image_size=32, seed=3)
+    path = os.path.join(folder, "best.npz")
+    minicnn.fit(model, minicnn.SoftmaxCrossEntropy(), minicnn.SGD(model.parameters(), 1e-3),
+                split(16), split(8, seed=1), epochs=1, batch_size=8, sync_batchnorm=True,
+                callbacks=[minicnn.train.SaveBest(path)], progress=False,
+                print_fn=None)  # fmt: skip
+    bns = minicnn.layers.norm.batchnorms(model)
+    out = {"plain": not any({"moments", "sums"} & set(vars(bn)) for bn in bns)}
+    if dist.is_root:
+        out["saved"] = sorted({type(layer).__name__ for layer in minicnn.load(path)})
+    return out
+
+
 def suite(folder):
     paper, paper_bn = minicnn.models.paper, minicnn.models.paper_bn
     results = {
@@ -131,6 +163,8 @@ def suite(folder):
     mine = folder if dist.is_root else os.path.join(folder, "rank1")  # as if on two machines
     os.makedirs(mine, exist_ok=True)
     results["resume"] = resume(mine)
+    results["synced_then_plain"] = synced_then_plain(mine)
+    results["validation"] = same_validation()
     results["batch_of_1"] = refusal(lambda: train(paper, np.float32, None, batch_size=1))
     theirs = split(40)
     theirs.images[7, 0, 0, 0] += dist.rank  # one pixel differs on rank 1

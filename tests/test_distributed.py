@@ -148,6 +148,75 @@ def test_each_part_augments_with_its_own_stream():
     assert first((0, 2))[0, 0, 0, 0] != first((1, 2))[0, 0, 0, 0]
 
 
+def bn_model(fast):
+    layers = [
+        minicnn.Conv2D(2, 3, 3, padding="same", rng=1, bias=False),
+        minicnn.BatchNorm2D(3),
+        minicnn.ReLU(),
+        minicnn.MaxPool2D(2),
+        minicnn.Flatten(),
+        minicnn.Dense(12, 4, rng=2),
+        minicnn.BatchNorm1D(4),
+    ]
+    return minicnn.Sequential(layers, input_shape=(2, 4, 4), fast=fast).astype(np.float64)
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["reference", "fast"])
+def test_synced_batchnorm_over_two_equal_parts(fast, tmp_path):
+    """Two ranks holding the same part (total = 2 x): the global batch's statistics are the
+    part's, with twice the count; dx is the part's, gamma's and beta's gradients (summed over
+    the ranks already) twice the part's. Afterwards the layers are plain BatchNorms again."""
+    rng = np.random.default_rng(0)
+    x, dout = rng.standard_normal((3, 2, 4, 4)), rng.standard_normal((3, 4))
+    runs = []
+    for synced in (False, True):
+        model = bn_model(fast)
+        summed = distributed.sync_batchnorm(model, lambda v: 2 * v) if synced else []
+        model.forward(x, training=True)
+        dx = model.backward(dout, input_grad=True)
+        bns = minicnn.layers.norm.batchnorms(model)
+        runs.append((dx, [p.grad.copy() for bn in bns for p in bn.parameters()],
+                     [bn.running_var.copy() for bn in bns]))  # fmt: skip
+        if synced:
+            assert summed == [p for bn in bns for p in bn.parameters()]
+            distributed.unsync_batchnorm(model)
+            assert not any("moments" in vars(bn) or "sums" in vars(bn) for bn in bns)
+            minicnn.save(model, tmp_path / "m.npz")
+            loaded = minicnn.load(tmp_path / "m.npz")
+            assert [type(layer) for layer in loaded] == [type(layer) for layer in model]
+    (dx, grads, var), (dx2, grads2, var2) = runs
+    np.testing.assert_allclose(dx2, dx, rtol=1e-10)
+    for g, g2 in zip(grads, grads2):
+        np.testing.assert_allclose(g2, 2 * g, rtol=1e-10)
+    # running_var moves towards var * M / (M - 1): M = 2 m instead of m (m = 48, then 3)
+    for v, v2, m in zip(var, var2, (48, 3)):
+        var_b = (v - 0.9) / 0.1 * (m - 1) / m
+        np.testing.assert_allclose(v2, 0.9 + 0.1 * var_b * 2 * m / (2 * m - 1), rtol=1e-10)
+
+
+def test_data_parallel_parts_and_shares_of_a_batch():
+    """The pieces DataParallel hands fit, with one process standing for rank 0 of 2."""
+    group = distributed.Group()
+    group.part = (0, 2)
+    parallel = distributed.DataParallel(group, None)
+    weighted = minicnn.SoftmaxCrossEntropy(class_weights=[1.0, 3.0])
+    loss = parallel.shared(weighted)
+    split = Split(np.zeros((10, 3, 2, 2), np.uint8), np.array([0, 1] * 5))
+    seen = []
+
+    def train_batches(epoch, part=None):
+        return batches(split, 4, shuffle=False, part=part)
+
+    for x, y in parallel.batches(train_batches, len(split), 4)(1):
+        seen.append((len(y), parallel.global_size, loss.share))
+    assert seen == [(2, 4, 0.5), (2, 4, 0.5), (1, 2, 0.5)]  # its count over the global one
+    logits = np.array([[0.5, -0.5], [0.0, 1.0]])
+    loss.share = 0.25
+    value = loss.forward(logits, np.array([0, 1]))
+    assert value == pytest.approx(0.25 * weighted.forward(logits, np.array([0, 1])))
+    np.testing.assert_allclose(loss.backward(), 0.25 * weighted.backward())
+
+
 # ----------------------------------------------------------------------------- two ranks
 
 
@@ -165,6 +234,17 @@ def test_sync_batchnorm_matches_one_process_and_per_rank_does_not(suite):
     assert suite["paper_bn_sync_float64_reference"]["error"] <= 1e-12  # the layers' own code
     assert suite["paper_bn_sync_float32"]["error"] <= 1e-5
     assert suite["paper_bn_per_rank"]["error"] > 1e-2  # each rank's statistics: not the same
+
+
+def test_each_rank_scores_its_part_of_the_validation_split(suite):
+    # evaluate() feeds float32 images, so the engine computes the scores in float32
+    assert suite["validation"]["loss"] <= 1e-6 and suite["validation"]["accuracy"]
+
+
+def test_a_synced_run_saves_and_leaves_plain_batchnorms(suite):
+    done = suite["synced_then_plain"]
+    assert done["plain"]
+    assert "BatchNorm2D" in done["saved"] and not [n for n in done["saved"] if "Sync" in n]
 
 
 def test_resume_at_two_ranks_and_from_one_process(suite):
@@ -233,3 +313,5 @@ def test_train_paper_on_two_ranks_like_one_process(mpiexec, tmp_path):
     assert sorted(os.listdir(folders[1] / "run")) == sorted(os.listdir(folders[0] / "run"))
     assert os.listdir(folders[2]) == []  # rank 1 wrote nothing, not even a folder
     assert two.stdout.count("settings: preset paper") == 1  # rank 0 alone prints
+    assert two.stdout.count("data-parallel: 2 ranks x ") == 1  # x T threads
+    assert "data-parallel" not in one.stdout

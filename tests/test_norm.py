@@ -188,3 +188,41 @@ def test_conv_bn_relu_pool_gap_network_gradcheck(fast):
     del errors[bias]
     assert len(errors) == len(model.parameters())  # x and every other parameter
     assert max(errors.values()) < BOUND
+
+
+def test_a_frozen_batchnorm_computes_its_gradients_and_is_never_updated():
+    """Frozen: the running statistics in training; backward still gives the textbook
+    gradients of gamma and beta, and the optimizers leave both as they are."""
+    bn = randomised(minicnn.BatchNorm2D(3))
+    bn.running_mean[:], bn.running_var[:] = [0.1, -0.2, 0.3], [0.5, 2.0, 1.5]
+    rng = np.random.default_rng(2)
+    x, dout = rng.standard_normal((4, 3, 2, 2)), rng.standard_normal((4, 3, 2, 2))
+    for p in bn.parameters():
+        p.trainable = False
+    before = [p.data.copy() for p in bn.parameters()]
+    out = bn.forward(x, training=True)
+    np.testing.assert_allclose(out, bn.forward(x, training=False), rtol=1e-12)
+    bn.forward(x, training=True)
+    bn.backward(dout)
+    std = np.sqrt(bn.running_var.astype(float) + 1e-5).reshape(1, 3, 1, 1)
+    xhat = (x - bn.running_mean.astype(float).reshape(1, 3, 1, 1)) / std
+    np.testing.assert_allclose(bn.beta.grad, dout.sum(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(bn.gamma.grad, (dout * xhat).sum(axis=(0, 2, 3)), rtol=1e-12)
+    for optimizer in (minicnn.SGD(bn.parameters(), lr=0.1, momentum=0.9),
+                      minicnn.Adam(bn.parameters(), lr=0.1)):  # fmt: skip
+        optimizer.step()
+    for p, b in zip(bn.parameters(), before):
+        np.testing.assert_array_equal(p.data, b)
+
+
+def test_batchnorm_moments_and_sums_are_the_textbook_ones():
+    bn = minicnn.BatchNorm1D(2)
+    x = np.array([[1.0, 2.0], [3.0, 2.0], [5.0, 8.0]])
+    mean, var, m = bn.moments(x)
+    np.testing.assert_allclose(mean, [3.0, 4.0])
+    np.testing.assert_allclose(var, [8 / 3, 8.0])
+    assert m == 3
+    dbeta, dgamma = bn.sums(np.ones((3, 2)), x)
+    np.testing.assert_allclose(dbeta, [3.0, 3.0])
+    np.testing.assert_allclose(dgamma, [9.0, 12.0])
+    assert minicnn.layers.norm.batchnorms([minicnn.ReLU(), bn]) == [bn]

@@ -215,8 +215,8 @@ def test_a_frozen_batchnorm_uses_and_keeps_its_running_statistics(fast):
     assert not np.array_equal(bns[0].running_mean, before[0][0])  # and they moved
 
 
-def test_keep_statistics_trains_gamma_and_beta_on_the_running_statistics():
-    """keep_statistics: training is the evaluation function (running statistics, left as
+def test_frozen_statistics_train_gamma_and_beta_on_the_running_statistics():
+    """freeze_statistics: training is the evaluation function (running statistics, left as
     they are), gamma and beta get its gradient (float64, checked by central differences),
     and the fast engine gives the reference's gradients."""
     rng = np.random.default_rng(7)
@@ -233,7 +233,7 @@ def test_keep_statistics_trains_gamma_and_beta_on_the_running_statistics():
                 layer.rate = 0.0
         for bn, var in zip(bns, variances, strict=True):
             bn.running_var[:] = var[: bn.num_features]
-            bn.keep_statistics = True
+            assert bn.freeze_statistics() is bn and bn.statistics_frozen
         before = [bn.running_mean.copy() for bn in bns]
         loss_fn = minicnn.SoftmaxCrossEntropy()
         out = model.forward(x, training=True)
@@ -453,6 +453,13 @@ def test_finetune_schedule_stages_rates_and_fresh_state():
     cosine = minicnn.schedules.Cosine(optimizer, total_steps=10, warmup_steps=2)
     with_then = FineTune(optimizer, model, 3, 1e-3, then=cosine)
     assert [with_then.rate(k) for k in (0, 3, 4, 5)] == [1e-3, 0.0, 0.5e-4, 1e-4]
+    bn_model = source("paper_bn")
+    kept = FineTune(minicnn.Adam(bn_model.parameters()), bn_model, 3, 1e-3, keep_statistics=True)
+    bns = minicnn.layers.norm.batchnorms(kept.model)
+    assert len(bns) == 8 and all(bn.statistics_frozen for bn in bns)
+    assert all(bn.keep_statistics for bn in bns)  # the older name
+    FineTune(minicnn.Adam(bn_model.parameters()), bn_model, 3, 1e-3)
+    assert not any(bn.statistics_frozen for bn in bns)
 
 
 def test_finetune_trains_the_head_then_everything_and_resumes_exactly(tmp_path):

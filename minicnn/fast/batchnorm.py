@@ -19,8 +19,9 @@ ConvBlock (kernels/fused.py):
   its gradient of the product from kernels/batchnorm.py (the full batch-statistics
   backward of BatchNorm2D) straight into its buffer.
 The running statistics move exactly as BatchNorm2D moves them (BatchNorm2D.update_running).
-Across MPI ranks (sync_batchnorm) the statistics and the sums dbeta, dgamma go through
-BatchNorm2D.synced and synced_sums, as in the layer: those of the whole global batch.
+When data-parallel training synchronises BatchNorm, the layer's moments and sums combine
+each process's part into the whole global batch's (minicnn.distributed); whole_batch() asks
+them to combine the statistics and sums computed here, so the block syncs as the layer does.
 Only a Conv2D without bias is fused (BatchNorm's beta is the bias). tests/test_fast.py
 holds outputs, every gradient and the running statistics to the reference layers.
 """
@@ -102,7 +103,7 @@ class ConvBNBlock:
 
         self.matmul.forward(x, keep)
         mean, var = pooled([moments[n0] for n0 in sorted(moments)])
-        mean, var, m = bn.synced(mean, var, m)  # the global batch's under sync_batchnorm
+        mean, var, m = whole_batch(bn.moments, mean, var, m)  # global under sync_batchnorm
         bn.update_running(mean, var, m)
         mean, var = mean.astype(dtype), var.astype(dtype)
         std = np.sqrt(var + dtype.type(bn.eps))
@@ -144,8 +145,8 @@ class ConvBNBlock:
             ),
             F,
         )
-        set_grads(bn, dgamma, dbeta)  # this rank's share, under MPI (the allreduce adds them)
-        dbeta, dgamma = bn.synced_sums(dbeta, dgamma)  # the global batch's under sync_batchnorm
+        dbeta, dgamma = whole_batch(bn.sums, dbeta, dgamma)  # global under sync_batchnorm
+        set_grads(bn, dgamma, dbeta)
 
         def fill_dY(n0, n1, dY4, W_out):  # BatchNorm's backward, one chunk, into its buffer
             kernels.batchnorm.batchnorm_backward(
@@ -169,7 +170,7 @@ class ConvBNBlock:
         weight_grad = conv.W.trainable or bn.gamma.trainable
         dx = self.matmul.backward(fill_dY, input_grad, weight_grad=weight_grad)
         dbeta = dbeta_partial.sum(axis=0)
-        dgamma = None
+        dgamma = np.zeros_like(dbeta)  # (gamma frozen, and not needed, without weight_grad)
         if weight_grad:
             dW_z = self.matmul.dW.reshape(F, -1)  # d/dW of the product W @ cols (unscaled)
             W = conv.W.data.reshape(F, -1).astype(dout.dtype)
@@ -180,8 +181,17 @@ class ConvBNBlock:
         if conv.W.trainable:
             dW = (dW_z * scale[:, None]).reshape(conv.W.data.shape)
             conv.W.grad = dW.astype(conv.W.data.dtype)
+        dbeta, dgamma = whole_batch(bn.sums, dbeta, dgamma)  # global under sync_batchnorm
         set_grads(bn, dgamma, dbeta)
         return dx
+
+
+def whole_batch(method, *local):
+    """The result of a BatchNorm's moments or sums for the whole batch, from this process's
+    `local` one: as is, unless data-parallel training made the method combine the parts of
+    all processes (then it has .combine(*local); minicnn.distributed.sync_batchnorm)."""
+    combine = getattr(method, "combine", None)
+    return local if combine is None else combine(*local)
 
 
 def set_grads(bn, dgamma, dbeta):

@@ -8,41 +8,30 @@ import numpy as np
 
 from ..parameter import Parameter
 from .base import Layer, ShapeError, expect_ndim
+from .nested import leaves
 
 
 class _BatchNorm(Layer):
     """out = gamma * (x - mean) / sqrt(var + eps) + beta, per channel.
 
     Training: mean and var are the batch's (var biased, divided by m, the number of values
-    per channel), and the running statistics move towards them as in PyTorch:
+    per channel: moments), and the running statistics move towards them as in PyTorch:
         running_mean = (1 - momentum) * running_mean + momentum * mean
         running_var  = (1 - momentum) * running_var  + momentum * var * m / (m - 1)
-    (the unbiased variance goes into running_var). Evaluation uses the running statistics.
-    A frozen BatchNorm (gamma and beta both not trainable, as Sequential.freeze leaves them)
-    uses its running statistics and leaves them alone in training too, as Keras does: a
-    frozen backbone is then one fixed function of its input, the same in training and in
-    evaluation (batch_statistics says which statistics a forward uses). So does a BatchNorm
-    with keep_statistics True, while its gamma and beta still train: Keras' advice for
-    fine-tuning (its BatchNormalization called with training=False), so that unfreezing a
-    backbone does not switch it to the new data's batch statistics at once.
+    Evaluation uses the running statistics; so does training when batch_statistics says
+    no (a frozen layer, or freeze_statistics(); docs/batchnorm.md says when to want that).
 
-    Backward, training (the batch statistics depend on x, so every x gets a share):
-        xhat = (x - mean) / std ; dbeta = sum(dout) ; dgamma = sum(dout * xhat)
+    Backward, batch statistics (they depend on x, so every x gets a share):
+        xhat = (x - mean) / std ; dbeta = sum(dout) ; dgamma = sum(dout * xhat)   (sums)
         dx = gamma / std * (dout - (dbeta + xhat * dgamma) / m)
-    Backward, evaluation (mean and std are constants): dx = gamma / std * dout.
+    Backward, running statistics (mean and std are constants): dx = gamma / std * dout.
     Sums run over the same axes as the statistics.
-
-    Data-parallel training (minicnn.distributed) with sync_batchnorm sets `reduce`, a function
-    that sums a vector over the ranks: mean, var and m are then the global batch's (`synced`),
-    and so are dbeta and dgamma inside dx (`synced_sums`), exactly as one process on the
-    whole batch computes them. reduce None (the default): this batch's own statistics.
     """
 
     AXES = None  # axes of the statistics, set by the subclass
     NDIM = None  # dimensions of a batch
     BUFFERS = ("running_mean", "running_var")  # plain arrays saved with the model
-    reduce = None  # sum over the ranks (sync_batchnorm), or None: the statistics of this batch
-    keep_statistics = False  # True: the running statistics in training too, left as they are
+    statistics_frozen = False  # freeze_statistics(): the running statistics, also in training
 
     def __init__(self, num_features, momentum=0.1, eps=1e-5):
         if not 0.0 <= momentum <= 1.0:
@@ -88,31 +77,50 @@ class _BatchNorm(Layer):
         shape[1] = self.num_features
         return np.asarray(v).astype(dtype, copy=False).reshape(shape)
 
+    def freeze_statistics(self, frozen=True):
+        """Normalise with the running statistics in training too, and leave them as they
+        are, while gamma and beta still train (frozen=False: the batch's again). Returns self."""
+        self.statistics_frozen = bool(frozen)
+        return self
+
+    @property
+    def keep_statistics(self):
+        """The older name of statistics_frozen (set it with freeze_statistics)."""
+        return self.statistics_frozen
+
+    @keep_statistics.setter
+    def keep_statistics(self, value):
+        self.freeze_statistics(value)
+
     def batch_statistics(self, training):
         """True when a forward normalises with the batch's statistics: in training, unless
-        the layer is frozen or keep_statistics is set (then the running statistics, which
-        stay as they are)."""
+        the layer is frozen (gamma and beta not trainable) or its statistics are."""
         trainable = self.gamma.trainable or self.beta.trainable
-        return training and trainable and not self.keep_statistics
+        return training and trainable and not self.statistics_frozen
+
+    def moments(self, x):
+        """x (N, C, ...) -> mean, biased var (C,) over AXES, and m, the values per channel."""
+        return x.mean(axis=self.AXES), x.var(axis=self.AXES), x.size // self.num_features
+
+    def sums(self, dout, xhat):
+        """dbeta = sum(dout), dgamma = sum(dout * xhat), (C,) each, over AXES."""
+        return dout.sum(axis=self.AXES), (dout * xhat).sum(axis=self.AXES)
 
     def forward(self, x, training=False):
         expect_ndim(self, x, self.NDIM, "a batch (N, C, H, W)" if self.NDIM == 4 else "(N, F)")
         self.output_shape(x.shape[1:])
-        m = x.size // self.num_features  # values per channel
         training = self.batch_statistics(training)
         if training:
-            if m < 2:
+            if x.size // self.num_features < 2:
                 raise ShapeError(
                     f"{self!r} in training needs more than one value per channel, got a "
                     f"batch of shape {x.shape}: the variance of one value is 0 and its "
                     "gradient meaningless (use a larger batch, or drop_last)"
                 )
-            mean = x.mean(axis=self.AXES)  # (C,)
-            var = x.var(axis=self.AXES)  # (C,), biased: divided by m
-            mean, var, m = self.synced(mean, var, m)
+            mean, var, m = self.moments(x)  # (C,), (C,), values per channel
             self.update_running(mean, var, m)
         else:
-            mean, var = self.running_mean, self.running_var
+            mean, var, m = self.running_mean, self.running_var, None
         std = np.sqrt(self._per_channel(var, x.dtype) + x.dtype.type(self.eps))  # (1, C, 1, 1)
         xhat = (x - self._per_channel(mean, x.dtype)) / std
         self.cache = (xhat, std, training, m)
@@ -127,48 +135,24 @@ class _BatchNorm(Layer):
             self.running_var.dtype
         )
 
-    def synced(self, mean, var, m):
-        """The global batch's mean, biased var (C,) and count from this rank's (reduce set).
-
-        mean = sum_r m_r mean_r / M, var = sum_r m_r (var_r + (mean_r - mean)^2) / M: the
-        squared deviations from the global mean, which is what one process computes.
-        """
-        if self.reduce is None:
-            return mean, var, m
-        dtype, mean_r, var_r = mean.dtype, mean.astype(np.float64), var.astype(np.float64)
-        total = self.reduce(np.append(mean_r * m, m))  # (C + 1,): the sums, then M
-        M = int(total[-1])
-        mean = total[:-1] / M
-        var = self.reduce(m * (var_r + (mean_r - mean) ** 2)) / M
-        return mean.astype(dtype), var.astype(dtype), M
-
-    def synced_sums(self, dbeta, dgamma):
-        """dbeta and dgamma (C,) of the global batch from this rank's (reduce set)."""
-        if self.reduce is None:
-            return dbeta, dgamma
-        C, dtype = self.num_features, dbeta.dtype
-        total = self.reduce(np.concatenate([dbeta, dgamma]).astype(np.float64))
-        return total[:C].astype(dtype), total[C:].astype(dtype)
-
     def backward(self, dout, input_grad=True):
         xhat, std, training, m = self.saved()
-        batch_dx = input_grad and training  # this dx needs dbeta and dgamma, frozen or not
-        if self.beta.trainable or batch_dx:
-            dbeta = dout.sum(axis=self.AXES)  # (C,)
-        if self.gamma.trainable or batch_dx:
-            dgamma = (dout * xhat).sum(axis=self.AXES)  # (C,)
-        if self.beta.trainable:  # a frozen parameter gets no gradient
-            self.beta.grad = dbeta.astype(self.beta.data.dtype, copy=False)
-        if self.gamma.trainable:
-            self.gamma.grad = dgamma.astype(self.gamma.data.dtype, copy=False)
+        dbeta, dgamma = self.sums(dout, xhat)  # (C,) each
+        self.beta.grad = dbeta.astype(self.beta.data.dtype, copy=False)
+        self.gamma.grad = dgamma.astype(self.gamma.data.dtype, copy=False)
         if not input_grad:
             return None
         scale = self._per_channel(self.gamma.data, dout.dtype) / std  # gamma / std
         if not training:
             return scale * dout
-        dbeta, dgamma = self.synced_sums(dbeta, dgamma)  # the .grad above: this rank's share
         shift = self._per_channel(dbeta, dout.dtype) + xhat * self._per_channel(dgamma, dout.dtype)
         return scale * (dout - shift / m)
+
+
+def batchnorms(layers):
+    """The BatchNorm layers among `layers` (a Sequential or a list of layers) and inside the
+    blocks they hold (layers.nested.walk), in order."""
+    return [layer for layer in leaves(layers) if isinstance(layer, _BatchNorm)]
 
 
 class BatchNorm2D(_BatchNorm):

@@ -1,0 +1,35 @@
+"""Training: fit (loop.py, the loop in a screen), evaluate, and the callbacks that plug in.
+
+Read loop.py first; then each callback on its own: progress.py, checkpoint.py,
+early_stopping.py, save_best.py, guard.py (callbacks.py lists the hooks).
+"""
+
+from .callbacks import CallbackList
+from .checkpoint import Checkpoint
+from .checks import check_inputs, check_split
+from .early_stopping import EarlyStopping
+from .evaluate import evaluate, normalize_of, num_classes_of, targets_for
+from .guard import NonFiniteGuard, TrainingDiverged
+from .loop import epoch_seed, fit, train_loop
+from .progress import Progress, format_row
+from .save_best import SaveBest
+
+__all__ = [
+    "CallbackList",
+    "Checkpoint",
+    "EarlyStopping",
+    "NonFiniteGuard",
+    "Progress",
+    "SaveBest",
+    "TrainingDiverged",
+    "check_inputs",
+    "check_split",
+    "epoch_seed",
+    "evaluate",
+    "fit",
+    "format_row",
+    "normalize_of",
+    "num_classes_of",
+    "targets_for",
+    "train_loop",
+]

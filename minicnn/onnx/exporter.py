@@ -28,7 +28,8 @@ same layers, which train and fine-tune as the original did. Inference loses noth
 Runtime folds Conv + BatchNormalization into one Conv when it loads the graph (one of its
 basic graph optimisations), as minicnn's fast engine does in evaluation.
 
-metadata_props holds what `python -m minicnn predict` needs beside the graph (JSON values):
+metadata_props holds what `python -m minicnn predict` needs beside the graph, each value as JSON
+text (json.loads gives a str, a number, a list or null):
 minicnn.version, minicnn.input_shape [C, H, W], minicnn.input (what the input is),
 minicnn.normalize, minicnn.mean and minicnn.std (pixel / 255 scale), minicnn.class_names,
 minicnn.output (softmax or sigmoid) and, for two classes, minicnn.positive_class and
@@ -170,7 +171,7 @@ def _normalization(g, model, x, record):
 
 
 def metadata(model, record, normalize, units):
-    """metadata_props as {key: str}: what a deployment needs beside the graph."""
+    """metadata_props as {key: JSON text}: what a deployment needs beside the graph."""
     C, H, W = record["input_shape"]
     if normalize == "graph":
         what = f"uint8 images (N, {C}, {H}, {W}), pixels 0..255; the graph normalises them"
@@ -191,7 +192,7 @@ def metadata(model, record, normalize, units):
         meta["minicnn.positive_class"] = names[1]
         meta["minicnn.threshold"] = record.get("threshold", 0.5)
         meta["minicnn.threshold_chosen"] = "threshold" in record  # False: the default 0.5
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+    return {k: json.dumps(v) for k, v in meta.items()}
 
 
 def build(model, opset=None, normalize="graph"):

@@ -243,7 +243,7 @@ class _Importer:
     def weight(self, node, consts, i, what):
         if i >= len(consts) or consts[i] is None:
             raise self.fail(f"its {what} is not a constant initializer", node)
-        return np.asarray(consts[i], np.float32)
+        return np.array(consts[i], np.float32)  # a copy: onnx's arrays are read-only
 
     def contradicts(self, node, what, shape, wanted):
         if tuple(shape) != tuple(wanted):

@@ -495,3 +495,20 @@ def test_a_model_exported_by_pytorch(tmp_path):
         expected = net(x).numpy()
     assert model.output == "softmax"  # logits at the output: read as a softmax head
     np.testing.assert_allclose(model.forward(x.numpy()), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_benchmark_table_gives_the_ratio_of_onnx_runtime_to_minicnn():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import bench_onnx
+
+    def row(system, ips):
+        ms = 1000 * 32 / ips
+        return dict(preset="paper", batch=32, system=system, images_per_s=ips, median_ms=ms,
+                    p25_ms=ms, p75_ms=ms)  # fmt: skip
+
+    table = bench_onnx.report(
+        [{"threads": 2, "rows": [row("minicnn", 800), row("onnxruntime", 1600)]}]
+    )
+    assert table.splitlines()[2] == (
+        "| paper | 32 | 2 | 800 (40.00 [40.00-40.00]) | 1600 (20.00 [20.00-20.00]) | x2.00 |"
+    )

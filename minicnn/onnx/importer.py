@@ -33,6 +33,7 @@ import os
 
 import numpy as np
 
+from ..heads import num_classes
 from ..layers import (
     AvgPool2D,
     BatchNorm1D,
@@ -50,6 +51,7 @@ from ..layers import (
 from ..sequential import Sequential
 from .common import OnnxError, require
 from .folding import BATCH, FOLDS
+from .windows import window
 
 MIN_OPSET = 11  # Reshape, Pad and Clip as they are today; PyTorch and tf2onnx write newer
 
@@ -186,7 +188,12 @@ class _Importer:
         consts = [self.const.get(name) if name else None for name in node.input[1:]]
         if node.op_type not in ("Flatten", "Reshape", "Squeeze", "Identity", "Dropout", "Cast"):
             self._close_gap(node)
-        op(self, node, attrs, consts)
+        try:
+            op(self, node, attrs, consts)
+        except OnnxError:
+            raise
+        except (ValueError, TypeError) as e:  # a layer's own check (a ShapeError, say)
+            raise self.fail(str(e), node) from None
         self.x = node.output[0]
 
     def _fold(self, node, inputs):
@@ -227,16 +234,22 @@ class _Importer:
             except json.JSONDecodeError:
                 return None
 
-        names = value("minicnn.class_names")
-        model.class_names = names if isinstance(names, list) else None
+        C = self.input_shape[0]
+        K = num_classes(model.output_shape(self.input_shape)[-1], model.output)
+        names = value("minicnn.class_names")  # each value checked: the file may be anyone's
+        ok = isinstance(names, list) and len(names) == K and all(isinstance(n, str) for n in names)
+        model.class_names = names if ok else None
         mean, std = self.mean, self.std
-        if mean is None and self.scaled is False and value("minicnn.mean") is not None:
-            mean, std = value("minicnn.mean"), value("minicnn.std")  # normalize="metadata"
+        if mean is None and not self.scaled:  # normalize="metadata": the caller normalises
+            mean, std = value("minicnn.mean"), value("minicnn.std")
+            numbers = [isinstance(v, list) and len(v) == C and all(map(_is_number, v))
+                       for v in (mean, std)]  # fmt: skip
+            mean, std = (mean, std) if all(numbers) else (None, None)
         model.mean = None if mean is None else np.asarray(mean, np.float32).reshape(-1)
         model.std = None if std is None else np.asarray(std, np.float32).reshape(-1)
-        threshold = value("minicnn.threshold")
-        chosen = value("minicnn.threshold_chosen") is True  # else 0.5, the default rule
-        model.threshold = float(threshold) if chosen and _is_number(threshold) else None
+        t = value("minicnn.threshold")
+        chosen = value("minicnn.threshold_chosen") is True  # else the default rule, 0.5
+        model.threshold = float(t) if chosen and _is_number(t) and 0 <= t <= 1 else None
 
     # ------------------------------------------------------------------ the layers
 
@@ -247,43 +260,13 @@ class _Importer:
 
     def contradicts(self, node, what, shape, wanted):
         if tuple(shape) != tuple(wanted):
-            raise self.fail(f"{what} has shape {tuple(shape)}, but its input "
-                            f"{(*self.shape,)} needs {tuple(wanted)}", node)  # fmt: skip
+            want = f"({', '.join(map(str, wanted))}{',' if len(wanted) == 1 else ''})"
+            raise self.fail(f"{what} has shape {tuple(shape)}, but its input (N, "
+                            f"{', '.join(map(str, self.shape))}) needs {want}", node)  # fmt: skip
 
     def need_rank(self, node, rank):
         if len(self.shape) + 1 != rank:
             raise self.fail(f"expects a {rank}-D input, gets (N, *{self.shape})", node)
-
-    def window(self, node, attrs, k, H, W):
-        """The symmetric padding p and stride s of a k x k window with these attributes,
-        where minicnn's layers give the same output; else an OnnxError naming the node."""
-        strides = list(attrs.get("strides", [1, 1]))
-        if strides[0] != strides[1]:
-            raise self.fail(f"strides {strides} differ; minicnn's layers stride alike", node)
-        s = int(strides[0])
-        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
-            raise self.fail(f"dilations {list(attrs['dilations'])} are not supported", node)
-        auto = attrs.get("auto_pad", b"NOTSET")
-        auto = auto.decode() if isinstance(auto, bytes) else auto
-        sizes = (H, W)
-        if auto in ("SAME_UPPER", "SAME_LOWER"):
-            total = [max((math.ceil(n / s) - 1) * s + k - n, 0) for n in sizes]
-            lead = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]
-            pads = lead + [t - a for t, a in zip(total, lead)]
-        elif auto == "VALID":
-            pads = [0, 0, 0, 0]
-        else:
-            pads = list(attrs.get("pads", [0, 0, 0, 0]))
-        ceil = attrs.get("ceil_mode", 0)
-        rounding = math.ceil if ceil else math.floor
-        want = [rounding((n + pads[a] + pads[a + 2] - k) / s) + 1 for a, n in enumerate(sizes)]
-        p = pads[0]
-        got = [(n + 2 * p - k) // s + 1 for n in sizes]
-        if pads[1] != p or got != want:
-            raise self.fail(f"pads {pads} (top, left, bottom, right) on a {H}x{W} input give "
-                            f"{want[0]}x{want[1]}; minicnn pads every side alike and gets "
-                            f"{got[0]}x{got[1]}", node)  # fmt: skip
-        return p, s
 
     def conv(self, node, attrs, consts):
         self.need_rank(node, 4)
@@ -299,7 +282,7 @@ class _Importer:
         if list(attrs.get("kernel_shape", [k, k])) != [k, k]:
             raise self.fail(f"kernel_shape {list(attrs['kernel_shape'])} contradicts its "
                             f"weight {W.shape}", node)  # fmt: skip
-        p, s = self.window(node, attrs, k, H, Wd)
+        p, s = window(attrs, k, H, Wd)
         b = self.weight(node, consts, 1, "bias") if len(node.input) > 2 and node.input[2] else None
         if b is not None:
             self.contradicts(node, f"bias {node.input[2]!r}", b.shape, (F,))
@@ -336,7 +319,7 @@ class _Importer:
         if len(k) != 2 or k[0] != k[1]:
             raise self.fail(f"kernel_shape {k} is not square", node)
         _, H, W = self.shape
-        p, s = self.window(node, attrs, k[0], H, W)
+        p, s = window(attrs, k[0], H, W)
         if p:
             raise self.fail(f"pads {p} on every side: minicnn's pooling does not pad", node)
         self.add((MaxPool2D if node.op_type == "MaxPool" else AvgPool2D)(k[0], stride=s))

@@ -343,6 +343,32 @@ def test_global_average_pool_then_squeeze(tmp_path):
     np.testing.assert_allclose(model.predict_proba(XS), expected, rtol=1e-5)
 
 
+def test_keras_layout_through_tf2onnx(tmp_path):
+    """An NHWC input transposed to NCHW for the Conv, transposed back before the flatten
+    (Keras flattens H, W, C): the model takes (N, C, H, W), the Dense rows are reordered."""
+    W = RNG.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    Wd = RNG.standard_normal((75, 4)).astype(np.float32)
+    b = RNG.standard_normal(4).astype(np.float32)
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["t", "W"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Transpose", ["r"], ["h"], perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", ["h", "shape"], ["f"]),
+        helper.make_node("MatMul", ["f", "Wd"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["y"]),
+    ]
+    consts = {"W": W, "Wd": Wd, "b": b, "shape": np.array([-1, 75])}
+    path = save_graph(tmp_path, nodes, (5, 5, 2), consts, out_shape=["N", 4])
+    x = XS[:, :, :5, :5].transpose(0, 2, 3, 1).copy()  # (N, H, W, C)
+    model = minicnn.onnx.load(path)
+    assert model.input_shape == (2, 5, 5)
+    maps = np.maximum(conv_by_hand(x.transpose(0, 3, 1, 2), W, 0.0, 1, (1, 1, 1, 1)), 0)
+    expected = maps.transpose(0, 2, 3, 1).reshape(2, -1) @ Wd + b
+    np.testing.assert_allclose(model.forward(x.transpose(0, 3, 1, 2).copy()), expected, rtol=1e-4)
+    np.testing.assert_allclose(run(path, x), expected, rtol=1e-4)
+
+
 # ----------------------------------------------------------------- bad input
 
 

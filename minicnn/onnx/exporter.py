@@ -28,16 +28,9 @@ same layers, which train and fine-tune as the original did. Inference loses noth
 Runtime folds Conv + BatchNormalization into one Conv when it loads the graph (one of its
 basic graph optimisations), as minicnn's fast engine does in evaluation.
 
-metadata_props holds what `python -m minicnn predict` needs beside the graph, each value as JSON
-text (json.loads gives a str, a number, a list or null):
-minicnn.version, minicnn.input_shape [C, H, W], minicnn.input (what the input is),
-minicnn.normalize, minicnn.mean and minicnn.std (pixel / 255 scale), minicnn.class_names,
-minicnn.output (softmax or sigmoid) and, for two classes, minicnn.positive_class and
-minicnn.threshold (class 1 when P(class 1) >= threshold) with minicnn.threshold_chosen (true:
-chosen on validation; false: the default 0.5).
+metadata_props holds what `python -m minicnn predict` needs beside the graph: class names,
+mean and std, and for two classes the positive class and the threshold (metadata.py).
 """
-
-import json
 
 import numpy as np
 
@@ -45,6 +38,7 @@ from .. import __version__
 from ..heads import single_unit
 from ..io import atomic_write, model_record
 from .common import require
+from .metadata import metadata
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
@@ -170,31 +164,6 @@ def _normalization(g, model, x, record):
     return x
 
 
-def metadata(model, record, normalize, units):
-    """metadata_props as {key: JSON text}: what a deployment needs beside the graph."""
-    C, H, W = record["input_shape"]
-    if normalize == "graph":
-        what = f"uint8 images (N, {C}, {H}, {W}), pixels 0..255; the graph normalises them"
-    else:
-        what = f"float32 (N, {C}, {H}, {W}): (pixels / 255 - mean) / std, per channel"
-    meta = {
-        "minicnn.version": __version__,
-        "minicnn.input_shape": [C, H, W],
-        "minicnn.input": what,
-        "minicnn.normalize": normalize,
-        "minicnn.mean": record["mean"],
-        "minicnn.std": record["std"],
-        "minicnn.class_names": record["class_names"],
-        "minicnn.output": record["output"],
-    }
-    if single_unit(units, model.output) or units == 2:  # two classes: the decision rule
-        names = record["class_names"] or ["class 0", "class 1"]
-        meta["minicnn.positive_class"] = names[1]
-        meta["minicnn.threshold"] = record.get("threshold", 0.5)
-        meta["minicnn.threshold_chosen"] = "threshold" in record  # False: the default 0.5
-    return {k: json.dumps(v) for k, v in meta.items()}
-
-
 def build(model, opset=None, normalize="graph"):
     """The onnx.ModelProto of a model (see the module's docstring), checked by onnx.checker."""
     onnx = require()
@@ -237,7 +206,7 @@ def build(model, opset=None, normalize="graph"):
         ir_version=onnx.helper.find_min_ir_version_for(opsets),
         doc_string=f"class probabilities (N, {K}) of {' -> '.join(map(repr, model.layers))}",
     )
-    onnx.helper.set_model_props(proto, metadata(model, record, normalize, units))
+    onnx.helper.set_model_props(proto, metadata(model, record, normalize))
     onnx.checker.check_model(proto, full_check=True)
     return proto
 

@@ -1,6 +1,6 @@
 """Import an ONNX CNN as a Sequential that trains, fine-tunes, explains and saves like any other.
 
-    model = minicnn.onnx.load("resnet-free-cnn.onnx")   # input (N, C, H, W) of fixed C, H, W
+    model = minicnn.onnx.load("cnn.onnx")     # input (N, C, H, W) of fixed C, H, W
 
 The graph must be a chain: one input (N, C, H, W), one output, each node taking the output
 of the node before it. Its nodes become layers:
@@ -14,6 +14,8 @@ of the node before it. Its nodes become layers:
     Add of a constant right after Conv, Gemm or MatMul                its bias
     Identity, Dropout, Cast to float                                  nothing
     Cast, Div 255, Sub mean, Div std at the input (minicnn's export)  model.mean, model.std
+    Transpose NHWC -> NCHW at the input, NCHW -> NHWC before the flatten (Keras through
+    tf2onnx)            nothing: the model takes (N, C, H, W); the next Dense's rows reordered
 
 What exporters compute around these from constants (PyTorch's flatten as Shape -> Gather ->
 Unsqueeze -> Concat -> Reshape, say) is folded here: Constant, Shape, Gather, Slice,
@@ -21,19 +23,17 @@ Unsqueeze, Squeeze, Concat, Cast, Identity and arithmetic on constants, the batc
 standing for itself. Padding: minicnn pads every side alike, so pads (or an auto_pad) are
 taken when the top and left pads are equal and, padded that much on every side, the output
 has the same size (the bottom and right pads then reach no window); otherwise the node is
-refused. So is any other op, naming it and its node.
+refused (windows.py). So is any other op, naming it and its node.
 
 The head: a graph ending in Softmax gives output "softmax", in Sigmoid (or minicnn's two-
 class [1 - p, p]) "sigmoid"; a graph ending in logits is read as a softmax head.
 """
 
-import json
 import math
 import os
 
 import numpy as np
 
-from ..heads import num_classes
 from ..layers import (
     AvgPool2D,
     BatchNorm1D,
@@ -51,6 +51,7 @@ from ..layers import (
 from ..sequential import Sequential
 from .common import OnnxError, require
 from .folding import BATCH, FOLDS
+from .metadata import read_metadata
 from .windows import window
 
 MIN_OPSET = 11  # Reshape, Pad and Clip as they are today; PyTorch and tf2onnx write newer
@@ -86,11 +87,13 @@ class _Importer:
         self.const = {i.name: onnx.numpy_helper.to_array(i) for i in self.graph.initializer}
         self.layers, self.mean, self.std, self.scaled = [], None, None, False
         self.gap = None  # after GlobalAveragePool: the shape it pooled, until (N, C) is made
+        self.hwc = None  # after a Transpose to NHWC: its (C, H, W), until the flatten
+        self.order = None  # after a flatten of NHWC: the HWC index of each CHW feature
         self.used = {name for n in self.graph.node for name in n.input}
         self.used |= {o.name for o in self.graph.output}
         self._check_opset()
         self.x, self.shape = self._input(input_shape)
-        self.input_shape = self.shape
+        self.graph_input, self.input_shape = self.x, self.shape
 
     def fail(self, message, node=None):
         where = "" if node is None else f"{node.op_type} node {node.name or '(unnamed)'!r}: "
@@ -142,7 +145,7 @@ class _Importer:
             model = Sequential(self.layers, input_shape=self.input_shape, output=output)
         except ShapeError as e:
             raise self.fail(f"its layers do not fit together: {e}") from None
-        self._metadata(model)
+        read_metadata(self.proto, model, self.mean, self.std, self.scaled)
         return model
 
     def _head(self):
@@ -188,6 +191,10 @@ class _Importer:
         consts = [self.const.get(name) if name else None for name in node.input[1:]]
         if node.op_type not in ("Flatten", "Reshape", "Squeeze", "Identity", "Dropout", "Cast"):
             self._close_gap(node)
+        if self.hwc is not None or self.order is not None:  # in NHWC order: flatten, Dense
+            wanted = ("Flatten", "Reshape") if self.hwc is not None else ("Gemm", "MatMul")
+            if node.op_type not in (*wanted, "Identity", "Dropout"):
+                raise self.fail(f"follows a Transpose to NHWC; minicnn reads {wanted} there", node)
         try:
             op(self, node, attrs, consts)
         except OnnxError:
@@ -224,32 +231,6 @@ class _Importer:
                             "flattens to (N, C) (flatten it first)", node)  # fmt: skip
         self.layers[-1] = AvgPool2D(H)
         self.gap = None
-
-    def _metadata(self, model):
-        meta = {p.key: p.value for p in self.proto.metadata_props}
-
-        def value(key):
-            try:
-                return json.loads(meta[key]) if key in meta else None
-            except json.JSONDecodeError:
-                return None
-
-        C = self.input_shape[0]
-        K = num_classes(model.output_shape(self.input_shape)[-1], model.output)
-        names = value("minicnn.class_names")  # each value checked: the file may be anyone's
-        ok = isinstance(names, list) and len(names) == K and all(isinstance(n, str) for n in names)
-        model.class_names = names if ok else None
-        mean, std = self.mean, self.std
-        if mean is None and not self.scaled:  # normalize="metadata": the caller normalises
-            mean, std = value("minicnn.mean"), value("minicnn.std")
-            numbers = [isinstance(v, list) and len(v) == C and all(map(_is_number, v))
-                       for v in (mean, std)]  # fmt: skip
-            mean, std = (mean, std) if all(numbers) else (None, None)
-        model.mean = None if mean is None else np.asarray(mean, np.float32).reshape(-1)
-        model.std = None if std is None else np.asarray(std, np.float32).reshape(-1)
-        t = value("minicnn.threshold")
-        chosen = value("minicnn.threshold_chosen") is True  # else the default rule, 0.5
-        model.threshold = float(t) if chosen and _is_number(t) and 0 <= t <= 1 else None
 
     # ------------------------------------------------------------------ the layers
 
@@ -330,7 +311,11 @@ class _Importer:
         self.add(GlobalAvgPool2D())
         self.shape = (self.shape[0], 1, 1)  # ONNX keeps the 1x1 map; minicnn gives (N, C)
 
-    def flatten(self, node, attrs, consts, target=None):
+    def flatten(self, node, attrs, consts):
+        if self.hwc is not None:  # features in H, W, C order: the next Dense's rows are so
+            C, H, W = self.hwc
+            self.order = np.arange(C * H * W).reshape(H, W, C).transpose(2, 0, 1).reshape(-1)
+            self.hwc, self.shape = None, (C, H, W)
         if self.gap is not None:  # GlobalAvgPool2D already gives (N, C)
             self.gap, self.shape = None, (self.shape[0],)
             return
@@ -368,12 +353,28 @@ class _Importer:
         if W.ndim != 2 or W.shape[0] != self.shape[0]:
             self.contradicts(node, f"B {node.input[1]!r}", W.shape, (self.shape[0], "out"))
         W = W * np.float32(attrs.get("alpha", 1.0))
+        if self.order is not None:  # after a flatten of NHWC: row i is CHW feature order[i]
+            W, self.order = W[self.order], None
         dense = Dense(W.shape[0], W.shape[1])
         dense.W.data = np.ascontiguousarray(W, np.float32)
         dense.b.data = np.zeros(W.shape[1], np.float32)
         self.add(dense)
         if node.op_type == "Gemm" and len(consts) > 1 and consts[1] is not None:
             self.bias(node, consts[1] * np.float32(attrs.get("beta", 1.0)))
+
+    def transpose(self, node, attrs, consts):
+        """Keras' layout through tf2onnx: an NHWC input made NCHW for the first Conv, and
+        NCHW made NHWC again for the flatten before the first Dense."""
+        perm = list(attrs.get("perm", []))
+        if perm == [0, 3, 1, 2] and not self.layers and self.x == self.graph_input:
+            H, W, C = self.shape
+            self.shape = self.input_shape = (C, H, W)  # the model takes (N, C, H, W)
+        elif perm == [0, 2, 3, 1] and len(self.shape) == 3:
+            C, H, W = self.hwc = self.shape
+            self.shape = (H, W, C)
+        else:
+            raise self.fail(f"perm {perm}: minicnn reads a Transpose of the NHWC input to NCHW, "
+                            "and of NCHW to NHWC right before a flatten", node)  # fmt: skip
 
     def bias(self, node, c):
         """Add the constant c to the bias of the Conv2D or Dense just built: c of shape
@@ -424,10 +425,6 @@ class _Importer:
             self.add(layer())
 
 
-def _is_number(v):
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
 LAYER_OPS = {
     "Conv": _Importer.conv,
     "BatchNormalization": _Importer.batchnorm,
@@ -446,6 +443,7 @@ LAYER_OPS = {
     "Sub": _Importer.arithmetic,
     "Mul": _Importer.arithmetic,
     "Div": _Importer.arithmetic,
+    "Transpose": _Importer.transpose,
     "Identity": _Importer.activation,
     "Dropout": _Importer.activation,
     "Cast": _Importer.activation,

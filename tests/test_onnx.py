@@ -481,8 +481,12 @@ def test_cli_export(tmp_path, capsys):
         args.run(args)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter, on purpose
-def test_a_model_exported_by_pytorch(tmp_path):
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")  # torch's
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_model_exported_by_pytorch(dynamo, tmp_path):
+    """Both of torch.onnx's exporters: the TorchScript one writes the flatten as Shape ->
+    Gather -> Unsqueeze -> Concat -> Reshape; torch.export's writes AdaptiveAvgPool2d(1) as
+    ReduceMean. Skips without torch (or, for dynamo, without onnxscript)."""
     torch = pytest.importorskip("torch")
     nn = torch.nn
     torch.manual_seed(0)
@@ -497,25 +501,28 @@ def test_a_model_exported_by_pytorch(tmp_path):
                 nn.MaxPool2d(2),
                 nn.Conv2d(8, 6, 3, stride=2, padding=1),
                 nn.ReLU(),
-                nn.AvgPool2d(2),
             )
-            self.fc = nn.Linear(6 * 2 * 2, 5)
+            self.pool = nn.AdaptiveAvgPool2d(1) if dynamo else nn.AvgPool2d(2)
+            self.fc = nn.Linear(6 if dynamo else 6 * 2 * 2, 5)
 
         def forward(self, x):
-            x = self.features(x)
-            return self.fc(x.view(x.size(0), -1))  # Shape/Gather/Concat/Reshape in ONNX
+            x = self.pool(self.features(x))
+            return self.fc(x.view(x.size(0), -1))
 
     net = Net().eval()
     with torch.no_grad():
         net.features[1].running_mean.uniform_(-0.2, 0.2)
         net.features[1].running_var.uniform_(0.5, 2.0)
+        net.features[1].bias.uniform_(-0.2, 0.2)
     x = torch.from_numpy(images(3, 16, n=4).astype(np.float32) / 255)
     path = tmp_path / "torch.onnx"
-    try:
+    if dynamo:
+        pytest.importorskip("onnxscript")
+        dims = ({0: torch.export.Dim("N")},)
+        torch.onnx.export(net, (x,), str(path), dynamo=True, dynamic_shapes=dims, verbose=False)
+    else:
         torch.onnx.export(net, (x,), str(path), opset_version=17, dynamo=False,
                           input_names=["x"], dynamic_axes={"x": {0: "N"}})  # fmt: skip
-    except (ImportError, ModuleNotFoundError) as e:
-        pytest.skip(f"torch.onnx cannot export here: {e}")
     model = minicnn.onnx.load(path)
     with torch.no_grad():
         expected = net(x).numpy()

@@ -8,7 +8,8 @@ of the node before it. Its nodes become layers:
     Conv                    Conv2D (square kernel, equal strides, group 1, dilations 1)
     BatchNormalization      BatchNorm2D, or BatchNorm1D on (N, F)
     Relu, Sigmoid, Softmax  ReLU, Sigmoid, Softmax (the last one, at the output: the head)
-    MaxPool, AveragePool    MaxPool2D, AvgPool2D      GlobalAveragePool   GlobalAvgPool2D
+    MaxPool, AveragePool    MaxPool2D, AvgPool2D
+    GlobalAveragePool, ReduceMean over H and W                        GlobalAvgPool2D
     Flatten, Reshape (N, -1), Squeeze after GlobalAveragePool        Flatten (or nothing)
     Gemm (transB 0 or 1, alpha, beta), MatMul [+ Add]                 Dense
     Add of a constant right after Conv, Gemm or MatMul                its bias
@@ -126,6 +127,7 @@ class _Importer:
         if None in shape or len(shape) != 3:
             raise self.fail(f"input {inputs[0].name!r} has no fixed (C, H, W) {dims[1:]}: "
                             "pass input_shape=(C, H, W)")  # fmt: skip
+        self.batch = dims[0]  # a batch size written into the graph (or None)
         return inputs[0].name, tuple(int(d) for d in shape)
 
     # ------------------------------------------------------------------ the walk
@@ -306,7 +308,14 @@ class _Importer:
         self.add((MaxPool2D if node.op_type == "MaxPool" else AvgPool2D)(k[0], stride=s))
 
     def global_pool(self, node, attrs, consts):
+        """GlobalAveragePool, or ReduceMean over axes 2, 3 (PyTorch's AdaptiveAvgPool2d(1))."""
         self.need_rank(node, 4)
+        if node.op_type == "ReduceMean":
+            axes = attrs.get("axes", consts[0] if consts else None)
+            if axes is None or sorted(int(a) % 4 for a in np.reshape(axes, -1)) != [2, 3]:
+                raise self.fail("only a mean over axes 2 and 3 (H, W) is a layer", node)
+            if not attrs.get("keepdims", 1):  # (N, C) at once, as GlobalAvgPool2D gives
+                return self.add(GlobalAvgPool2D())
         self.gap = self.shape
         self.add(GlobalAvgPool2D())
         self.shape = (self.shape[0], 1, 1)  # ONNX keeps the 1x1 map; minicnn gives (N, C)
@@ -330,7 +339,8 @@ class _Importer:
             raise self.fail("its target shape is not a constant (nor folds to one)", node)
         t = list(np.asarray(target).reshape(-1))
         size = math.prod(self.shape)
-        flat = len(t) == 2 and (t[0] is BATCH or t[0] == 0 or (t[0] == -1 and t[1] == size))
+        batch = t[0] is BATCH or t[0] == 0 or (t[0] == self.batch is not None)  # or exported N
+        flat = len(t) == 2 and (batch or (t[0] == -1 and t[1] == size))
         if not (flat and (t[1] is not BATCH) and t[1] in (-1, size)):
             raise self.fail(f"reshapes (N, *{self.shape}) to {t}; minicnn imports a Reshape "
                             "to (N, -1) only, a flatten", node)  # fmt: skip
@@ -434,6 +444,7 @@ LAYER_OPS = {
     "MaxPool": _Importer.pool,
     "AveragePool": _Importer.pool,
     "GlobalAveragePool": _Importer.global_pool,
+    "ReduceMean": _Importer.global_pool,
     "Flatten": _Importer.flatten,
     "Reshape": _Importer.reshape,
     "Squeeze": _Importer.squeeze,

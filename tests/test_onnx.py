@@ -435,6 +435,19 @@ def test_branches_and_unknown_ops_are_named(tmp_path):
         minicnn.onnx.load(save_graph(tmp_path, nodes, (2, 7, 7), {}))
 
 
+def test_folding_cannot_grow_past_the_file(tmp_path):
+    """Constants that double 40 times would take terabytes: refused at the node that grows."""
+    nodes = [helper.make_node("Concat", ["c0", "c0"], ["c1"], axis=0, name="grow1")]
+    nodes += [
+        helper.make_node("Concat", [f"c{i}", f"c{i}"], [f"c{i + 1}"], axis=0, name=f"grow{i + 1}")
+        for i in range(1, 40)
+    ]
+    nodes.append(helper.make_node("Reshape", ["x", "c40"], ["y"]))
+    path = save_graph(tmp_path, nodes, (2, 7, 7), {"c0": np.ones(1, np.int64)})
+    with pytest.raises(OnnxError, match="Concat node 'grow17': folds to 131,072 values"):
+        minicnn.onnx.load(path)
+
+
 # ----------------------------------------------------------------- an imported model is a model
 
 

@@ -86,6 +86,7 @@ class _Importer:
     def __init__(self, onnx, proto, path, input_shape):
         self.onnx, self.proto, self.path, self.graph = onnx, proto, path, proto.graph
         self.const = {i.name: onnx.numpy_helper.to_array(i) for i in self.graph.initializer}
+        self.fold_limit = max(sum(a.size for a in self.const.values()), 1 << 16)
         self.layers, self.mean, self.std, self.scaled = [], None, None, False
         self.gap = None  # after GlobalAveragePool: the shape it pooled, until (N, C) is made
         self.hwc = None  # after a Transpose to NHWC: its (C, H, W), until the flatten
@@ -134,12 +135,7 @@ class _Importer:
 
     def model(self):
         head, end, output = self._head()
-        for node in self.graph.node:
-            if node.output[0] in head:
-                continue
-            if node.domain not in ("", "ai.onnx"):
-                raise self.fail(f"op of domain {node.domain!r} is not ONNX's own", node)
-            self._node(node)
+        self.walk([node for node in self.graph.node if node.output[0] not in head])
         if self.x != end:
             raise self.fail(f"the graph's output {end!r} does not follow from its input by a "
                             "chain of layers")  # fmt: skip
@@ -149,6 +145,14 @@ class _Importer:
             raise self.fail(f"its layers do not fit together: {e}") from None
         read_metadata(self.proto, model, self.mean, self.std, self.scaled)
         return model
+
+    def walk(self, nodes):
+        """Read nodes (in the graph's order) into self.layers, from the tensor self.x of
+        per-sample shape self.shape: a block that holds layers reads its parts this way."""
+        for node in nodes:
+            if node.domain not in ("", "ai.onnx"):
+                raise self.fail(f"op of domain {node.domain!r} is not ONNX's own", node)
+            self._node(node)
 
     def _head(self):
         """(the outputs of the head's nodes, the logits tensor, "softmax" or "sigmoid")."""
@@ -196,6 +200,7 @@ class _Importer:
         if self.hwc is not None or self.order is not None:  # in NHWC order: flatten, Dense
             wanted = ("Flatten", "Reshape") if self.hwc is not None else ("Gemm", "MatMul")
             if node.op_type not in (*wanted, "Identity", "Dropout"):
+                wanted = " or ".join(wanted)
                 raise self.fail(f"follows a Transpose to NHWC; minicnn reads {wanted} there", node)
         try:
             op(self, node, attrs, consts)
@@ -221,7 +226,10 @@ class _Importer:
             result = fold(self._attrs(node), *values)
         except (ValueError, TypeError, IndexError) as e:
             raise self.fail(f"cannot be computed from its constants: {e}", node) from None
-        self.const[node.output[0]] = np.asarray(result)
+        result = np.asarray(result)
+        if result.size > self.fold_limit:  # folding must not grow past what the file holds
+            raise self.fail(f"folds to {result.size:,} values, more than the file holds", node)
+        self.const[node.output[0]] = result
 
     def _close_gap(self, node):
         """After GlobalAveragePool, a node other than a flatten: pool with one window."""
@@ -435,27 +443,17 @@ class _Importer:
             self.add(layer())
 
 
-LAYER_OPS = {
-    "Conv": _Importer.conv,
-    "BatchNormalization": _Importer.batchnorm,
-    "Relu": _Importer.activation,
-    "Sigmoid": _Importer.activation,
-    "Softmax": _Importer.activation,
-    "MaxPool": _Importer.pool,
-    "AveragePool": _Importer.pool,
-    "GlobalAveragePool": _Importer.global_pool,
-    "ReduceMean": _Importer.global_pool,
-    "Flatten": _Importer.flatten,
-    "Reshape": _Importer.reshape,
-    "Squeeze": _Importer.squeeze,
-    "Gemm": _Importer.dense,
-    "MatMul": _Importer.dense,
-    "Add": _Importer.arithmetic,
-    "Sub": _Importer.arithmetic,
-    "Mul": _Importer.arithmetic,
-    "Div": _Importer.arithmetic,
-    "Transpose": _Importer.transpose,
-    "Identity": _Importer.activation,
-    "Dropout": _Importer.activation,
-    "Cast": _Importer.activation,
+_I = _Importer
+LAYER_OPS = {  # op type: the method that reads it
+    "Conv": _I.conv,
+    "BatchNormalization": _I.batchnorm,
+    **dict.fromkeys(("Relu", "Sigmoid", "Softmax", "Identity", "Dropout", "Cast"), _I.activation),
+    **dict.fromkeys(("MaxPool", "AveragePool"), _I.pool),
+    **dict.fromkeys(("GlobalAveragePool", "ReduceMean"), _I.global_pool),
+    "Flatten": _I.flatten,
+    "Reshape": _I.reshape,
+    "Squeeze": _I.squeeze,
+    **dict.fromkeys(("Gemm", "MatMul"), _I.dense),
+    **dict.fromkeys(("Add", "Sub", "Mul", "Div"), _I.arithmetic),
+    "Transpose": _I.transpose,
 }

@@ -18,13 +18,10 @@ of the node before it. Its nodes become layers:
     Transpose NHWC -> NCHW at the input, NCHW -> NHWC before the flatten (Keras through
     tf2onnx)            nothing: the model takes (N, C, H, W); the next Dense's rows reordered
 
-What exporters compute around these from constants (PyTorch's flatten as Shape -> Gather ->
-Unsqueeze -> Concat -> Reshape, say) is folded here: Constant, Shape, Gather, Slice,
-Unsqueeze, Squeeze, Concat, Cast, Identity and arithmetic on constants, the batch size
-standing for itself. Padding: minicnn pads every side alike, so pads (or an auto_pad) are
-taken when the top and left pads are equal and, padded that much on every side, the output
-has the same size (the bottom and right pads then reach no window); otherwise the node is
-refused (windows.py). So is any other op, naming it and its node.
+Around these, what exporters compute from constants is folded (folding.py: PyTorch's flatten
+as Shape -> Gather -> Unsqueeze -> Concat -> Reshape, say), and pads or auto_pad are read
+where minicnn's padding gives the same windows (windows.py). Any other op is refused,
+naming it and its node.
 
 The head: a graph ending in Softmax gives output "softmax", in Sigmoid (or minicnn's two-
 class [1 - p, p]) "sigmoid"; a graph ending in logits is read as a softmax head.
@@ -261,10 +258,13 @@ class _Importer:
 
     def conv(self, node, attrs, consts):
         self.need_rank(node, 4)
-        if attrs.get("group", 1) != 1 or any(d != 1 for d in attrs.get("dilations", [1, 1])):
-            raise self.fail(f"group {attrs.get('group', 1)}, dilations "
-                            f"{list(attrs.get('dilations', [1, 1]))}: grouped, depthwise and "
-                            "dilated convolutions are not supported yet", node)  # fmt: skip
+        group, dilations = attrs.get("group", 1), list(attrs.get("dilations", [1, 1]))
+        if group != 1:
+            raise self.fail(f"group {group}: grouped and depthwise convolutions are not "
+                            "supported yet", node)  # fmt: skip
+        if any(d != 1 for d in dilations):
+            raise self.fail(f"dilations {dilations}: dilated convolutions are not supported "
+                            "yet", node)  # fmt: skip
         W = self.weight(node, consts, 0, "weight")
         C, H, Wd = self.shape
         if W.ndim != 4 or W.shape[1] != C or W.shape[2] != W.shape[3]:

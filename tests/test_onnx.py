@@ -99,6 +99,23 @@ def test_presets_run_in_onnx_runtime_as_in_minicnn(preset, kw, output, classes, 
             np.testing.assert_array_equal(a.running_var, b.running_var)
 
 
+@pytest.mark.skipif(not hasattr(minicnn.models, "paper_res"), reason="no residual networks")
+@pytest.mark.parametrize("output,classes", [("softmax", 5), ("sigmoid", 2)])
+def test_residual_networks_run_in_onnx_runtime_as_in_minicnn(output, classes, tmp_path):
+    """Each Residual as its branch and shortcut, Add, Relu."""
+    model = minicnn.models.paper_res(num_classes=classes, output=output, image_size=32)
+    rng = np.random.default_rng(2)
+    for block in model:
+        for layer in getattr(block, "branch", []):
+            if isinstance(layer, minicnn.BatchNorm2D):
+                layer.running_mean = rng.normal(0, 0.2, layer.num_features).astype(np.float32)
+                layer.running_var = rng.uniform(0.5, 2, layer.num_features).astype(np.float32)
+    proto = minicnn.onnx.export(randomized(model), tmp_path / "m.onnx")
+    assert "Add" in {n.op_type for n in proto.graph.node}
+    x = images(3, 32)
+    np.testing.assert_allclose(run(tmp_path / "m.onnx", x), model.predict_proba(x), atol=TOL)
+
+
 @pytest.mark.parametrize("path", MODELS, ids=lambda p: p.name)
 def test_shipped_models_export_with_their_decision_rule(path, tmp_path):
     model = minicnn.load(path)

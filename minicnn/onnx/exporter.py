@@ -21,6 +21,7 @@ as model.forward takes it, and mean and std are only written into metadata_props
     Dense           Gemm (B = W, (in, out), transB 0: minicnn's y = x @ W + b as it stands)
     Dropout         nothing: it is the identity in evaluation
     Sigmoid/Softmax Sigmoid/Softmax (axis 1) where they are layers of the model
+    Residual        its branch and its shortcut (none: the identity), Add, then Relu
 
 BatchNorm stays a BatchNormalization node instead of being folded into the convolution
 before it. The file then holds the model's own parameters: minicnn.onnx.load gives back the
@@ -108,6 +109,15 @@ def _dense(g, dense, x, shape):
     return g.node("Gemm", [x, g.const("W", dense.W.data), g.const("b", dense.b.data)])
 
 
+def _residual(g, block, x, shape):
+    """Residual: Add of the branch's output and the shortcut's (x itself for the identity
+    shortcut), then Relu unless the block's activation is None."""
+    a, _ = emit_layers(g, block.branch, x, shape)
+    b, _ = emit_layers(g, block.shortcut or [], x, shape)
+    y = g.node("Add", [a, b])
+    return g.node("Relu", [y]) if block.activation == "relu" else y
+
+
 def _simple(op, **attributes):
     return lambda g, layer, x, shape: g.node(op, [x], **attributes)
 
@@ -122,6 +132,7 @@ EMITTERS = {
     "GlobalAvgPool2D": _global_avg_pool,
     "Flatten": _simple("Flatten", axis=1),
     "Dense": _dense,
+    "Residual": _residual,
     "Dropout": lambda g, layer, x, shape: x,
     "Sigmoid": _simple("Sigmoid"),
     "Softmax": _simple("Softmax", axis=1),

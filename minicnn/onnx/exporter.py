@@ -163,7 +163,7 @@ def _head(g, model, logits, units):
     return g.node("Concat", [one_minus_p, p], stem="probabilities", axis=1)  # [P(0), P(1)]
 
 
-def _normalization(g, model, x, record):
+def _normalization(g, x, record):
     """uint8 images -> floats as model.preprocess makes them: pixels / 255, then the mean
     and std of the record if it has them (the same operations, in the same order)."""
     x = g.node("Cast", [x], stem="pixels", to=g.onnx.TensorProto.FLOAT)
@@ -196,7 +196,7 @@ def build(model, opset=None, normalize="graph"):
     T = onnx.TensorProto
     if normalize == "graph":
         source = onnx.helper.make_tensor_value_info("images", T.UINT8, ["N", C, H, W])
-        x = _normalization(g, model, "images", record)
+        x = _normalization(g, "images", record)
     else:
         source = onnx.helper.make_tensor_value_info("x", T.FLOAT, ["N", C, H, W])
         x = "x"

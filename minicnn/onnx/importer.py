@@ -336,7 +336,7 @@ class _Importer:
         if self.gap is not None:  # GlobalAvgPool2D already gives (N, C)
             self.gap, self.shape = None, (self.shape[0],)
             return
-        if node.op_type == "Flatten" and attrs.get("axis", 1) != 1:
+        if node.op_type == "Flatten" and attrs.get("axis", 1) % (len(self.shape) + 1) != 1:
             raise self.fail(f"axis {attrs['axis']}: minicnn flattens from axis 1", node)
         if len(self.shape) > 1:
             self.add(Flatten())

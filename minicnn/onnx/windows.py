@@ -24,8 +24,8 @@ def window(attrs, k, H, W):
     sizes = (H, W)
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         total = [max((math.ceil(n / s) - 1) * s + k - n, 0) for n in sizes]
-        lead = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]
-        pads = lead + [t - a for t, a in zip(total, lead)]
+        before = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]
+        pads = before + [t - a for t, a in zip(total, before)]
     elif auto == "VALID":
         pads = [0, 0, 0, 0]
     else:

@@ -1,0 +1,20 @@
+"""What export and import share: the error type, and the onnx module imported on demand."""
+
+from ..io import ModelFileError
+
+
+class OnnxError(ModelFileError):
+    """An ONNX file minicnn cannot use; the message names the file and, where one is at
+    fault, the node and its op."""
+
+
+def require():
+    """The onnx module, or an ImportError that says how to install it."""
+    try:
+        import onnx
+        import onnx.numpy_helper
+    except ImportError as e:
+        raise ImportError(
+            f"minicnn's ONNX support needs the onnx package ({e}): pip install minicnn[onnx]"
+        ) from None
+    return onnx

@@ -2,11 +2,12 @@
 
 Read it in the order of docs/learn.md: parameter.py, layers/ (the reference engine: one
 file per concept, forward and backward side by side), losses.py, sequential.py, optim.py,
-models.py, gradcheck.py, train.py; then fast/, the fast engine, which computes the same
-numbers faster. The Numba hot loops are in `kernels/`, installed as `minicnn.kernels`.
+models.py, gradcheck.py, training/ (loop.py first, then each callback); then fast/, the fast
+engine, which computes the same numbers faster. The Numba hot loops are in `kernels/`,
+installed as `minicnn.kernels`. Saving is saving/, the command line cli/, ONNX onnx/.
 """
 
-from . import data, explain, fast, gradcheck, io, kernels, metrics, models, saving, schedules
+from . import data, explain, fast, gradcheck, io, kernels, metrics, models, onnx, saving, schedules
 from .fast import threads
 from .kernels import kernels_compiled
 from .layers import (
@@ -31,10 +32,10 @@ from .optim import SGD, Adam, AdamW
 from .parameter import Parameter
 from .saving import load, save
 from .sequential import Sequential
-from .train import evaluate, fit
+from .training import evaluate, fit
 from .transfer import transfer
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "SGD",
@@ -71,6 +72,7 @@ __all__ = [
     "load",
     "metrics",
     "models",
+    "onnx",
     "save",
     "saving",
     "schedules",

@@ -493,7 +493,7 @@ def test_cli_export(tmp_path, capsys):
     import argparse
 
     from minicnn.cli.export import add_commands
-    from minicnn.cli_common import CommandError
+    from minicnn.cli.common import CommandError
 
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers())

@@ -6,6 +6,7 @@
     minicnn summary MODEL                           the layer table, what it expects  (summary.py)
     minicnn explain MODEL IMAGE_OR_FOLDER           where the model looks             (explain.py)
     minicnn filters MODEL                           a convolution layer's filters     (explain.py)
+    minicnn export MODEL OUT.onnx                   the model as ONNX ([onnx] extra)  (export.py)
     minicnn --version                               minicnn X.Y.Z
 
 Each module in COMMANDS adds its subcommands with add_commands(subparsers), each setting
@@ -19,11 +20,11 @@ usage line and the error, exit code 2; an unknown command gets the closest one s
 import sys
 
 from .. import __version__
-from . import evaluate, explain, predict, summary, train
+from . import evaluate, explain, export, predict, summary, train
 from .common import Parser, add_debug_option, did_you_mean
 from .common import run as run_expected
 
-COMMANDS = [train, predict, evaluate, summary, explain]  # in --help order
+COMMANDS = [train, predict, evaluate, summary, explain, export]  # in --help order
 
 
 def parser():

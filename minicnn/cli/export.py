@@ -1,20 +1,18 @@
-"""`python -m minicnn export MODEL.npz OUT.onnx`: a model file as ONNX, for ONNX Runtime and others.
+"""minicnn export: a model file as ONNX, for ONNX Runtime and others (pip install minicnn[onnx]).
 
-python -m minicnn export examples/models/paper-tiny-imagenet.npz paper.onnx
-python -m minicnn export MODEL.npz OUT.onnx --normalize metadata --opset 18
+    minicnn export examples/models/paper-tiny-imagenet.npz paper.onnx
+    minicnn export MODEL.npz OUT.onnx --normalize metadata --opset 18
 
 The graph takes uint8 images (N, C, H, W) and gives the probabilities predict prints; with
 --normalize metadata it takes the normalised float batch instead (docs/onnx.md).
 """
 
-from ..cli_common import CommandError
+from .common import CommandError, add_command, load_model
 
 
 def run_export(args):
     """Write args.model as ONNX to args.out; returns the exit code (0)."""
-    from ..io import load
-
-    model = load(args.model)
+    model = load_model(args.model)
     try:
         from .. import onnx as minicnn_onnx
 
@@ -34,7 +32,9 @@ def run_export(args):
 
 def add_commands(commands):
     """Register `export` on the subparsers of `python -m minicnn`."""
-    e = commands.add_parser("export", help="write a model file as ONNX (pip install minicnn[onnx])")
+    e = add_command(
+        commands, "export", __doc__, help="write a model file as ONNX (pip install minicnn[onnx])"
+    )
     e.add_argument("model", metavar="MODEL", help="model file, e.g. runs/paper-x/model.npz")
     e.add_argument("out", metavar="OUT", help="the .onnx file to write")
     e.add_argument("--opset", type=int, help="ONNX opset, 17 or newer (17)")

@@ -34,8 +34,7 @@ from .saving import load, save
 from .sequential import Sequential
 from .training import evaluate, fit
 from .transfer import transfer
-
-__version__ = "0.3.0"
+from .version import __version__  # noqa: F401 (minicnn.__version__)
 
 __all__ = [
     "SGD",

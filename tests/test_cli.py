@@ -246,7 +246,7 @@ def test_an_unknown_command_gets_the_closest_one(capsys):
     lines = usage_error(capsys, ["--debug", "qq"])
     assert lines[1] == (
         "minicnn: error: unknown command 'qq'; "
-        "commands: train, predict, evaluate, summary, explain, filters"
+        "commands: train, predict, evaluate, summary, explain, filters, export"
     )
 
 

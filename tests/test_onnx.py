@@ -492,8 +492,8 @@ def test_imported_model_trains_saves_and_explains(tmp_path):
 def test_cli_export(tmp_path, capsys):
     import argparse
 
-    from minicnn.cli.export import add_commands
     from minicnn.cli.common import CommandError
+    from minicnn.cli.export import add_commands
 
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers())

@@ -35,9 +35,9 @@ mean and std, and for two classes the positive class and the threshold (metadata
 
 import numpy as np
 
-from .. import __version__
 from ..heads import single_unit
 from ..io import atomic_write, model_record
+from ..version import __version__
 from .common import require
 from .metadata import metadata
 

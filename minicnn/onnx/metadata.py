@@ -19,8 +19,8 @@ import json
 
 import numpy as np
 
-from .. import __version__
 from ..heads import num_classes
+from ..version import __version__
 
 
 def metadata(model, record, normalize):

@@ -7,7 +7,21 @@ engine, which computes the same numbers faster. The Numba hot loops are in `kern
 installed as `minicnn.kernels`. Saving is saving/, the command line cli/, ONNX onnx/.
 """
 
-from . import data, explain, fast, gradcheck, io, kernels, metrics, models, onnx, saving, schedules
+from . import (
+    data,
+    explain,
+    fast,
+    gradcheck,
+    io,
+    kernels,
+    metrics,
+    models,
+    onnx,
+    saving,
+    schedules,
+    train,
+    training,
+)
 from .fast import threads
 from .kernels import kernels_compiled
 from .layers import (
@@ -76,5 +90,7 @@ __all__ = [
     "saving",
     "schedules",
     "threads",
+    "train",
+    "training",
     "transfer",
 ]

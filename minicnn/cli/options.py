@@ -24,12 +24,15 @@ PRESETS = {  # --preset: the network
     "paper": models.paper,
     "paper13": models.paper13,
     "paper_bn": models.paper_bn,
+    "paper_res": models.paper_res,
 }
 RECIPE = (  # options a preset fills
     "epochs",
     "batch_size",
     "optimizer",
     "lr",
+    "momentum",
+    "nesterov",
     "weight_decay",
     "schedule",
     "warmup_epochs",
@@ -37,6 +40,7 @@ RECIPE = (  # options a preset fills
     "dropout",
     "augment",
 )
+SGD_ONLY = ("momentum", "nesterov")  # shown in the settings line with SGD only
 AUGMENT = dict(flip=0.5, rotate=10, shift=0.1, brightness=0.2, contrast=0.2)  # --augment
 
 
@@ -69,11 +73,29 @@ def add_options(p, data_help, downloads, out_help, epochs_note=""):
         help=f"passes over the training set (paper: {paper['epochs']}{epochs_note})",
     )
     add("--batch-size", type=positive_int, help=f"mini-batch size (paper: {paper['batch_size']})")
-    add("--optimizer", choices=["Adam", "AdamW"], help="Adam, or AdamW (decoupled decay)")
+    add(
+        "--optimizer",
+        choices=["Adam", "AdamW", "SGD"],
+        help="Adam, AdamW (decoupled decay) or SGD (momentum; paper_res)",
+    )
     add("--lr", type=positive_float, help=f"learning rate (paper: {paper['lr']:g})")
-    add("--weight-decay", type=float, help="Adam: L2 penalty; AdamW: decoupled (paper: 0)")
-    add("--schedule", choices=["none", "cosine"], help="learning rate per batch (paper: none)")
-    add("--warmup-epochs", type=float, help="cosine: linear warm-up from 0 (epochs)")
+    add("--momentum", type=float, help="SGD's momentum (paper_res: 0.9)")
+    add(
+        "--nesterov",
+        action=argparse.BooleanOptionalAction,
+        help="SGD: Nesterov's momentum (paper_res: on)",
+    )
+    add(
+        "--weight-decay",
+        type=float,
+        help="Adam, SGD: L2 penalty; AdamW: decoupled (paper: 0)",
+    )
+    add(
+        "--schedule",
+        choices=["none", "cosine", "linear"],
+        help="learning rate per batch: cosine or linear to the end (paper: none)",
+    )
+    add("--warmup-epochs", type=float, help="cosine, linear: linear warm-up from 0 (epochs)")
     add("--label-smoothing", type=float, help="softmax target smoothing (paper: 0)")
     add(
         "--dropout", type=float, help=f"fraction dropped before flatten (paper: {paper['dropout']})"
@@ -137,7 +159,11 @@ def prepare(args, synthetic=None):
     for k in RECIPE:
         if getattr(args, k) is None:
             setattr(args, k, defaults[k])
-    shown = ", ".join(f"{k.replace('_', ' ')} {getattr(args, k)}" for k in RECIPE)
+    shown = ", ".join(
+        f"{k.replace('_', ' ')} {getattr(args, k)}"
+        for k in RECIPE
+        if args.optimizer == "SGD" or k not in SGD_ONLY
+    )
     options = ", ".join("--" + k.replace("_", "-") for k in given)
     print(f"settings: preset {args.preset}: {shown}" + (f" ({options} given)" if given else ""))
     args.data_name = (
@@ -152,39 +178,45 @@ def prepare(args, synthetic=None):
 
 
 def optimizer(model, args):
-    """Adam or AdamW over the model's parameters, as --optimizer, --lr, --weight-decay say.
+    """Adam, AdamW or SGD over the model's parameters, as --optimizer, --lr, --weight-decay
+    (and for SGD --momentum, --nesterov) say.
 
-    With weight decay, the preset's no_decay rule applies (paper_bn: biases and BatchNorm's
-    gamma and beta are not decayed).
+    With weight decay, the preset's no_decay rule applies (paper_bn, paper_res: biases and
+    BatchNorm's gamma and beta are not decayed).
     """
     params = model.parameters()
     no_decay = models.recipe(args.preset)["no_decay"]
     skip = optim.biases_and_norms(params) if no_decay == "biases_and_norms" else ()
+    if args.optimizer == "SGD":
+        return optim.SGD(params, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
+                         weight_decay=args.weight_decay, no_decay=skip)  # fmt: skip
     kind = optim.AdamW if args.optimizer == "AdamW" else optim.Adam
     return kind(params, lr=args.lr, weight_decay=args.weight_decay, no_decay=skip)
 
 
 def schedule(opt, args, train_size, model=None):
-    """--schedule cosine: Cosine over all the run's batches with --warmup-epochs; or None.
+    """--schedule cosine or linear over all the run's batches with --warmup-epochs; or None.
 
-    With --init, the fine-tuning's two stages (transfer.schedule), the cosine over the
+    With --init, the fine-tuning's two stages (transfer.schedule), the decay over the
     second one.
     """
     per_epoch = -(-train_size // args.batch_size)  # batches per epoch, the last one smaller
     if args.init:
-        return transfer.schedule(opt, model, args, per_epoch, cosine)
-    return cosine(opt, args, args.epochs * per_epoch, per_epoch)
+        return transfer.schedule(opt, model, args, per_epoch, decay)
+    return decay(opt, args, args.epochs * per_epoch, per_epoch)
 
 
-def cosine(opt, args, steps, per_epoch):
-    """Cosine over `steps` batches with --warmup-epochs, as --schedule says; or None.
+def decay(opt, args, steps, per_epoch):
+    """Cosine or Linear (as --schedule says) over `steps` batches with --warmup-epochs; or
+    None.
 
     A warm-up as long as the run (--epochs 1 with one warm-up epoch) is cut to leave it
     its last step.
     """
     if args.schedule == "none" or steps < 1:
         return None
-    return schedules.Cosine(
+    kind = schedules.Linear if args.schedule == "linear" else schedules.Cosine
+    return kind(
         opt,
         total_steps=steps,
         warmup_steps=min(round(args.warmup_epochs * per_epoch), steps - 1),

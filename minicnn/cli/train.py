@@ -15,8 +15,11 @@ them; a few minutes on two cores) shows that the code learns and says nothing ab
 
 --preset picks the network and its recipe: paper and paper13, the paper's Adam 1e-4, batch
 32, 20 epochs, dropout 0.2; paper_bn, AdamW 2e-3 with weight decay 0.05, a cosine schedule
-with one warm-up epoch, label smoothing 0.1, augmentation, batch 128, 30 epochs. Options given
-override the recipe; the `settings:` line printed first says which values were given.
+with one warm-up epoch, label smoothing 0.1, augmentation, batch 128, 30 epochs; paper_res
+(residual blocks), SGD 0.1 with Nesterov's momentum 0.9 and weight decay 5e-4, a linear
+schedule to 0 after one warm-up epoch, and paper_bn's smoothing, augmentation, batch and
+epochs. Options given override the recipe; the `settings:` line printed first says which
+values were given.
 
 --screening trains as examples/train_xray.py does: grayscale in, one sigmoid unit out
 (P(class 1) = sigmoid(logit)), binary cross-entropy whose positive term is weighted by

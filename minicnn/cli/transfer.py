@@ -4,7 +4,7 @@ minicnn.transfer keeps every layer of the model file but its last Dense, the hea
 fresh head for this data's classes replaces. The fine-tuning then runs in two stages
 (transfer.FineTune, printed at the start): the new head alone for --head-epochs epochs, the
 backbone frozen, at --head-lr (default 10 x --lr); then every layer (from --keep-frozen on)
-at --lr, or the preset's cosine schedule, from a fresh optimizer state, until --epochs
+at --lr, or the preset's schedule (cosine, linear), from a fresh optimizer state, until --epochs
 (--keep-statistics: the BatchNorms on the model file's running statistics throughout). The
 architecture comes from the file (--preset gives only the recipe) and so does the
 normalisation: images are preprocessed as the source's were. A 3-channel model takes gray
@@ -113,8 +113,8 @@ def network(settings):
     return settings["preset"] if not init else f"{os.path.basename(init)} fine-tuned"
 
 
-def schedule(opt, model, args, per_epoch, cosine):
-    """The two stages as a FineTune schedule, printed. cosine(opt, args, steps, per_epoch)
+def schedule(opt, model, args, per_epoch, decay):
+    """The two stages as a FineTune schedule, printed. decay(opt, args, steps, per_epoch)
     makes the second stage's schedule (None: --lr throughout)."""
     head = model.head_index()
     if args.keep_frozen > head:
@@ -124,7 +124,7 @@ def schedule(opt, model, args, per_epoch, cosine):
         )
     head_epochs = min(args.head_epochs, args.epochs)
     head_lr = args.head_lr if args.head_lr is not None else HEAD_LR_FACTOR * args.lr
-    then = cosine(opt, args, (args.epochs - head_epochs) * per_epoch, per_epoch)
+    then = decay(opt, args, (args.epochs - head_epochs) * per_epoch, per_epoch)
     head_steps = head_epochs * per_epoch if head_epochs < args.epochs else math.inf
     s = FineTune(opt, model, head_steps, head_lr, then, args.keep_frozen, args.keep_statistics)
     print("fine-tuning schedule (--head-epochs, --head-lr, --lr, --keep-frozen, --epochs):")

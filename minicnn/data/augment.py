@@ -17,7 +17,7 @@ kernels/augment.py; the test suite checks it against a plain-NumPy twin.
 
 import numpy as np
 
-from .. import kernels
+import minicnn.kernels as kernels
 
 
 class Augment:

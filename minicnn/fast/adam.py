@@ -21,7 +21,7 @@ decay, frozen parameters): float64 within 1e-12, float32 within the bound stated
 
 import numpy as np
 
-from .. import kernels
+import minicnn.kernels as kernels
 
 
 def adam_step(p, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, t):

@@ -28,7 +28,8 @@ holds outputs, every gradient and the running statistics to the reference layers
 
 import numpy as np
 
-from .. import kernels
+import minicnn.kernels as kernels
+
 from ..layers.base import ShapeError, expect_ndim, output_shapes
 from . import threads
 from .blocks import relu_pool_backward, relu_pool_forward

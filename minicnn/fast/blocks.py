@@ -14,7 +14,8 @@ stay separate objects that keep nothing for the block: it owns its own state.
 
 import numpy as np
 
-from .. import kernels
+import minicnn.kernels as kernels
+
 from ..layers.base import expect_ndim, output_shapes
 from .conv import bias_of, set_bias_grad
 from .winograd import conv_matmul

@@ -20,7 +20,8 @@ here. Tests: tests/test_fast.py holds every gradient of both to the reference la
 
 import numpy as np
 
-from .. import kernels
+import minicnn.kernels as kernels
+
 from ..layers.base import expect_ndim
 from . import threads
 

@@ -6,7 +6,8 @@ into one slice per thread; each image writes only its own slice, so there is no 
 
 import numpy as np
 
-from .. import kernels
+import minicnn.kernels as kernels
+
 from ..layers.base import expect_ndim
 from . import threads
 

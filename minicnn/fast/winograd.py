@@ -18,7 +18,8 @@ what one chunk does and how many images a chunk holds.
 
 import numpy as np
 
-from .. import kernels
+import minicnn.kernels as kernels
+
 from . import threads
 from .conv import ChunkedConv
 

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from .. import kernels
+import minicnn.kernels as kernels
+
 from ..parameter import Parameter
 from .base import Layer, ShapeError, as_rng, expect_ndim
 

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from .. import kernels
+import minicnn.kernels as kernels
+
 from .base import Layer, ShapeError, expect_ndim
 
 

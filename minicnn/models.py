@@ -6,6 +6,10 @@ paper and paper13 take 64x64 images, use 3x3 "same" convolutions, 2x2 max poolin
 0.2 before flatten, Dense(128) + ReLU, and a last Dense with one unit per class. All return
 logits: the softmax (or sigmoid) is fused into the loss for training and applied for
 prediction.
+
+Each builder checks that its network takes image_size x image_size images before it returns:
+a size too small for its pooling raises a ShapeError that names the layer and the
+smallest size the network takes (checked_size).
 """
 
 import numpy as np
@@ -22,20 +26,63 @@ from .layers import (
     ReLU,
     Residual,
 )
+from .layers.base import ShapeError, output_shapes
 from .sequential import Sequential
 
+LARGEST_CHECKED = 4096  # smallest_size looks no further
 
-def _build(convs, pools, num_classes, in_channels, output, image_size, dropout, seed):
+
+def smallest_size(layers, in_channels):
+    """The smallest S for which layers take (in_channels, S, S) inputs (None up to LARGEST_CHECKED).
+
+    Shapes only (each layer's output_shape): no weights are made or run.
+    """
+    for size in range(1, LARGEST_CHECKED + 1):
+        try:
+            output_shapes(layers, (in_channels, size, size))
+        except ShapeError:
+            continue
+        return size
+    return None
+
+
+def checked_size(layers, in_channels, image_size, name):
+    """The per-sample shape after layers for (in_channels, S, S) images, S = image_size.
+
+    A layer that cannot take what it gets raises a ShapeError naming it (its kind, which of
+    that kind it is, its index), what it would get, and the smallest size the layers take,
+    e.g. "paper cannot take 8x8 images: its MaxPool2D #4 (layer #11) would get 1x1 maps
+    (...); the smallest size it takes is 32x32". The error's .detail is the part after
+    "images: ", its .smallest that size (None if none up to LARGEST_CHECKED).
+    """
+    try:
+        return output_shapes(layers, (in_channels, image_size, image_size))[-1]
+    except ShapeError as e:
+        layer = layers[e.offset]
+        nth = sum(type(other) is type(layer) for other in layers[: e.offset + 1])
+        got = "x".join(map(str, e.input[1:])) + " maps" if len(e.input) == 3 else str(e.input)
+        smallest = smallest_size(layers, in_channels)
+        fits = (
+            f"the smallest size it takes is {smallest}x{smallest}" if smallest else "no size fits"
+        )
+        detail = (
+            f"its {type(layer).__name__} #{nth} (layer #{e.offset}) would get {got} ({e}); {fits}"
+        )
+        error = ShapeError(f"{name} cannot take {image_size}x{image_size} images: {detail}")
+        error.detail, error.smallest = detail, smallest  # for a caller's own wording
+        raise error from None
+
+
+def _build(convs, pools, num_classes, in_channels, output, image_size, dropout, seed, name):
     rng = np.random.default_rng(seed)
     layers = []
-    channels, size = in_channels, image_size
+    channels = in_channels
     for out_channels, pool in zip(convs, pools):
         layers += [Conv2D(channels, out_channels, 3, padding="same", rng=rng), ReLU()]
         if pool:
             layers.append(MaxPool2D(2))
-            size //= 2
         channels = out_channels
-    flat = channels * size * size
+    flat = int(np.prod(checked_size(layers, in_channels, image_size, name)))  # C * H' * W'
     layers += [
         Dropout(dropout, rng=rng),
         Flatten(),
@@ -53,7 +100,8 @@ def paper(num_classes=200, in_channels=3, output="softmax", image_size=64, dropo
     output="sigmoid" with num_classes=2 gives a single logit (binary X-ray screening).
     """
     convs, pools = (16, 32, 64, 16, 64), (True,) * 5
-    return _build(convs, pools, num_classes, in_channels, output, image_size, dropout, seed)
+    return _build(convs, pools, num_classes, in_channels, output, image_size, dropout, seed,
+                  "paper")  # fmt: skip
 
 
 def paper13(num_classes=200, in_channels=3, output="softmax", image_size=64, dropout=0.2, seed=0):
@@ -63,7 +111,8 @@ def paper13(num_classes=200, in_channels=3, output="softmax", image_size=64, dro
     (64, 8, 8) -> flatten 4096 -> 128 -> classes.
     """
     convs, pools = (32, 32, 64, 64, 64), (True, True, True, False, False)
-    return _build(convs, pools, num_classes, in_channels, output, image_size, dropout, seed)
+    return _build(convs, pools, num_classes, in_channels, output, image_size, dropout, seed,
+                  "paper13")  # fmt: skip
 
 
 def paper_bn(num_classes=200, in_channels=3, output="softmax", image_size=64, dropout=0.2, seed=0):
@@ -96,6 +145,7 @@ def paper_bn(num_classes=200, in_channels=3, output="softmax", image_size=64, dr
         Dropout(dropout, rng=rng),
         Dense(channels, head_units(num_classes, output), rng=rng, init="glorot"),
     ]
+    checked_size(layers, in_channels, image_size, "paper_bn")  # any size its pools take
     return Sequential(layers, input_shape=(in_channels, image_size, image_size), output=output)
 
 
@@ -153,6 +203,7 @@ def paper_res(num_classes=200, in_channels=3, output="softmax", image_size=64, d
         Dropout(dropout, rng=rng),
         Dense(channels, head_units(num_classes, output), rng=rng, init="glorot"),
     ]
+    checked_size(layers, in_channels, image_size, "paper_res")  # 2x2 and larger
     return Sequential(layers, input_shape=(in_channels, image_size, image_size), output=output)
 
 

@@ -315,3 +315,7 @@ def test_train_paper_on_two_ranks_like_one_process(mpiexec, tmp_path):
     assert two.stdout.count("settings: preset paper") == 1  # rank 0 alone prints
     assert two.stdout.count("data-parallel: 2 ranks x ") == 1  # x T threads
     assert "data-parallel" not in one.stdout
+    threads = results[1]["data_parallel"]["threads"]  # results.json says it too
+    assert results[1]["data_parallel"] == {"ranks": 2, "threads": threads} and threads >= 1
+    assert f"data-parallel: 2 ranks x {threads} threads" in two.stdout
+    assert results[0]["data_parallel"]["ranks"] == 1

@@ -82,6 +82,13 @@ def check_screening(ns, out, folder):
         assert ci[figure]["low"] <= ci[figure]["value"] <= ci[figure]["high"]
     assert 0.5 < ci["auc"]["value"] < 1  # the made-up scores separate the classes, not fully
     assert ns["fpr"][0] == ns["tpr"][0] == 0 and ns["fpr"][-1] == ns["tpr"][-1] == 1
+    brier, ece = ns["brier"], ns["ece"]  # calibration, over the same made-up scores
+    metrics, y, p = ns["metrics"], ns["y_test"], ns["p_test"]
+    assert brier["value"] == pytest.approx(metrics.brier_score(y, p))
+    assert ece["value"] == pytest.approx(metrics.expected_calibration_error(y, p))
+    for f in (brier, ece):
+        assert f["low"] <= f["value"] <= f["high"]
+    assert f"Brier {brier['value']:.3f}" in out and (folder / "calibration.png").exists()
 
 
 def check_explain(ns, out, folder):
@@ -96,6 +103,10 @@ def check_data(ns, out, folder):
     x, y = ns["x"], ns["y"]
     assert x.dtype == np.float32 and x.shape[1:] == (3, 32, 32) and y.dtype == np.int64
     assert out.split()[:3] == ["128", "16", "16"]  # 40 images per class, split 80/10/10
+    keys = ns["data"].group_keys(ns["names"])  # grouped: no patient on both sides
+    assert keys[:4] == ["person1", "person1", "person2", "person3"] and keys[6] == "IM-0002"
+    assert not {keys[i] for i in ns["train"]} & {keys[i] for i in ns["val"]}
+    assert ns["notes"][0].startswith("grouped by file name (the default rule, 6 groups): train")
 
 
 CHECKS = {

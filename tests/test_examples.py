@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import minicnn
@@ -188,3 +189,22 @@ def test_paper_bn_recipe_builds_adamw_cosine_and_leaves_norms_undecayed(monkeypa
     assert options.schedule(opt, args, 1000).warmup_steps == 7
     args.schedule = "none"
     assert options.schedule(opt, args, 1000) is None
+
+
+def test_examples_check_the_input_size_and_take_group_by(monkeypatch):
+    """The examples' parsers are minicnn train's: --group-by is theirs, and an image size the
+    preset cannot take is refused while parsing, before any data is read."""
+    import sys
+
+    from minicnn.cli import train
+    from minicnn.cli.common import CommandError
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # parse() installs its own
+    parser = train.parser("doc", screening=True)
+    args = train.parse(parser, ["--data", "x.zip", "--group-by", r"^(p\d+)_"])
+    assert args.group_by == r"^(p\d+)_"
+    assert train.parse(parser, ["--data", "x.zip"]).group_by == "auto"
+    with pytest.raises(CommandError, match=r"^--image-size 12 is too small for paper_bn: its "
+                       r"MaxPool2D #4 \(layer #21\) would get 1x1 maps"):  # fmt: skip
+        train.parse(parser, ["--preset", "paper_bn", "--image-size", "12"])
+    assert train.parse(parser, ["--preset", "paper_bn", "--image-size", "16"]).image_size == 16

@@ -2,6 +2,7 @@
 the ROC curve and the bootstrap intervals, against values computed by hand."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -246,6 +247,26 @@ def test_xray_run_reports_at_the_threshold_chosen_on_val_and_predict_uses_it(tmp
         assert f["low"] <= f["value"] <= f["high"] or math.isnan(f["value"])
     assert section["bootstrap"]["resamples"] == 2000 and "at_0.5" in section
     assert (out / "roc.png").stat().st_size > 1000
+    # calibration: the Brier score and ECE of the test split's P(PNEUMONIA), as recomputed
+    # here from the saved model, with intervals around them, and the reliability bins
+    test = minicnn.data.load(data, image_size=32, channels=1, cache=False, splits="test").test
+    p = model.predict_proba(test.images)[:, 1]
+    calib = section["calibration"]
+    assert calib["brier"]["value"] == pytest.approx(metrics.brier_score(test.labels, p), abs=1e-6)
+    ece = metrics.expected_calibration_error(test.labels, p)
+    assert calib["ece"]["value"] == pytest.approx(ece, abs=1e-6)
+    for key in ("brier", "ece"):
+        f = calib[key]
+        assert 0 <= f["low"] <= f["value"] <= f["high"] <= 1 and f["defined"] == 2000
+        assert f"  {key:<12} {f['value']:6.3f}   {f['low']:.3f} - {f['high']:.3f}" in result.stdout
+    assert "calibration of P(PNEUMONIA), 10 bins (same resamples):" in result.stdout
+    bins = calib["reliability"]
+    assert calib["bins"] == 10 and len(bins["edges"]) == 11 and sum(bins["images"]) == 50
+    assert bins["images"] == np.bincount(np.minimum(p * 10, 9).astype(int), minlength=10).tolist()
+    for n, f in zip(bins["images"], bins["frequency"]):
+        assert (f is None) == (n == 0)  # an empty bin is null, not NaN
+    assert (out / "calibration.png").stat().st_size > 1000
+    assert not [f for f in os.listdir(out) if ".tmp" in f]  # written through temporary files
     # the model file's threshold decides in predict
     png = data / "test" / "PNEUMONIA" / "0.png"
     shown = subprocess.run([sys.executable, "-m", "minicnn", "predict", out / "model.npz", png],
@@ -264,3 +285,101 @@ def test_xray_run_reports_at_the_threshold_chosen_on_val_and_predict_uses_it(tmp
     bad = train_xray("--data", data, "--target-sensitivity", "1.5", "--out", out)
     assert bad.returncode == 1
     assert bad.stderr.strip() == "error: --target-sensitivity must be in (0, 1], got 1.5"
+
+
+# ----------------------------------------------------------------------------- grouped splits
+
+
+def kermany_train_folder(root, seed=0):
+    """A train-only folder with the Kermany set's names, root/train/NORMAL|PNEUMONIA/*.jpeg:
+    NORMAL patients as IM-0001-0001.jpeg (some NORMAL2-IM-...), PNEUMONIA patients as
+    person1_bacteria_1.jpeg and person1_virus_2.jpeg, one to four images each. Each image's
+    top-left 8x8 block holds 8 * its patient's number (1..28), so that the patient can be read
+    back from the pixels. Returns the number of images."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:32, :32]
+    count = 0
+    for cls, patients in (("NORMAL", range(1, 15)), ("PNEUMONIA", range(15, 29))):
+        folder = root / "train" / cls
+        folder.mkdir(parents=True)
+        for p in patients:
+            for k in range(1, 1 + int(rng.integers(1, 5))):
+                if cls == "NORMAL":
+                    name = f"{'NORMAL2-' if p % 3 == 0 else ''}IM-{p:04d}-{k:04d}.jpeg"
+                else:
+                    name = f"person{p}_{'bacteria' if (p + k) % 2 else 'virus'}_{k}.jpeg"
+                img = rng.normal(90, 20, (32, 32))
+                if cls == "PNEUMONIA":
+                    cy, cx = rng.integers(12, 24, 2)
+                    img += 110 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 30)
+                img[:8, :8] = 8 * p
+                Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / name)
+                count += 1
+    return count
+
+
+def patients_of(split):
+    """The patient numbers of a split's images, read from their top-left block."""
+    return set(np.round(split.images[:, 0, 2:6, 2:6].mean(axis=(1, 2)) / 8).astype(int).tolist())
+
+
+def test_train_only_folder_is_split_by_patient_end_to_end(tmp_path):
+    import json
+    import re
+    import subprocess
+    import sys
+
+    import minicnn
+
+    data = tmp_path / "chest_xray_128"
+    n = kermany_train_folder(data)
+    out = tmp_path / "run"
+    args = ["train", "--screening", "--data", data, "--image-size", "32", "--epochs", "1"]
+    args += ["--no-progress", "--no-cache", "--workers", "1", "--bootstrap", "200"]
+    result = subprocess.run([sys.executable, "-m", "minicnn", *map(str, args), "--out", out],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads((out / "results.json").read_text())
+    notes = results["data"]["notes"]
+    grouped = next(note for note in notes if note.startswith("grouped by file name"))
+    assert grouped in result.stdout  # printed as well as stored
+    # 28 patients; each side's groups add up to 28: no patient is on two sides
+    m = re.fullmatch(r"grouped by file name \(the default rule, (\d+) groups\): train (\d+) "
+                     r"groups / (\d+) images, val (\d+) groups / (\d+) images, test (\d+) "
+                     r"groups / (\d+) images", grouped)  # fmt: skip
+    G, tg, ti, vg, vi, sg, si = map(int, m.groups())
+    assert G == 28 and tg + vg + sg == G and ti + vi + si == n
+    sizes = [results["data"][k] for k in ("train", "val", "test")]
+    assert sizes == [ti, vi, si]
+    assert vg >= 2 and sg >= 2  # both classes on each carved side
+    # the model file keeps what carves the same splits again; they hold disjoint patients
+    model = minicnn.load(out / "model.npz")
+    assert (model.metadata["group_by"], model.metadata["seed"]) == ("auto", 0)
+    assert (results["data"]["group_by"], results["data"]["seed"]) == ("auto", 0)
+    rule, seed = model.metadata["group_by"], model.metadata["seed"]
+    ds = minicnn.data.load(data, image_size=32, channels=1, cache=False, group_by=rule, seed=seed)
+    sides = [patients_of(s) for s in (ds.train, ds.val, ds.test)]
+    assert [len(s) for s in sides] == [tg, vg, sg]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    assert set.union(*sides) == set(range(1, 29))
+    assert [len(ds.train), len(ds.val), len(ds.test)] == [ti, vi, si]
+
+
+def test_group_by_none_splits_image_by_image_and_says_so(tmp_path, capsys):
+    import json
+
+    from minicnn.cli import main
+
+    data = tmp_path / "xrays"
+    kermany_train_folder(data)
+    out = tmp_path / "run"
+    argv = ["train", "--screening", "--data", str(data), "--image-size", "32", "--epochs", "1"]
+    argv += ["--no-progress", "--no-cache", "--workers", "1", "--bootstrap", "50"]
+    assert main([*argv, "--group-by", "none", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    note = "group_by 'none': split image by image"
+    assert note in results["data"]["notes"] and note in printed
+    assert results["data"]["group_by"] == "none" and results["settings"]["group_by"] == "none"

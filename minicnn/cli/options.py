@@ -6,7 +6,9 @@ dropout, augmentation) default to None and are filled from the preset's recipe w
 given, then printed in one `settings:` line, so that a preset brings its own recipe and the
 log says which values were given.
 
-- `add_options`, `parser`, `prepare`: the options, and the recipe ones filled;
+- `add_options`, `parser`, `prepare`: the options, and the recipe ones filled; prepare also
+  checks, before any data is read, that the preset's network takes --image-size and that
+  --group-by is a usable rule;
 - `optimizer`, `schedule`, `augmentation`: the recipe's objects.
 """
 
@@ -14,11 +16,13 @@ import argparse
 import os
 
 from .. import models, optim, schedules
-from ..data import Augment, download
+from ..data import Augment, DataError, download
 from ..data.augment import TTA
+from ..data.groups import group_rule
 from ..distributed import root_prints_only
+from ..layers import ShapeError
 from . import screening, transfer
-from .common import Parser, add_debug_option, positive_float, positive_int
+from .common import CommandError, Parser, add_debug_option, positive_float, positive_int
 
 PRESETS = {  # --preset: the network
     "paper": models.paper,
@@ -108,6 +112,15 @@ def add_options(p, data_help, downloads, out_help, epochs_note=""):
         help="training images kept per class (synthetic: made per class, then split 80/10/10; 400)",
     )
     add("--seed", type=int, default=0, help="seed of weights, shuffling, dropout and splits")
+    add(
+        "--group-by",
+        default="auto",
+        metavar="RULE",
+        help="splits carved from train keep a group's images (a patient's) on one side: auto "
+        "(patients in chest X-ray file names, e.g. person1_virus_6.jpeg -> person1), a "
+        "regular expression with one group (...) searched in each file's path, or none "
+        "(image by image) (auto)",
+    )
     add("--out", help=out_help)
     add("--resume", action="store_true", help="continue from --out/checkpoint.npz")
     add("--workers", type=positive_int, help="image decoding processes (default: all cores)")
@@ -148,6 +161,9 @@ def prepare(args, synthetic=None):
     """
     root_prints_only()  # under mpiexec: rank 0 alone prints (errors still show on any rank)
     screening.check_options(args)
+    check_group_by(args.group_by)
+    if not getattr(args, "init", None):  # --init: the trained model's own network
+        check_image_size(args.preset, args.image_size)
     if args.threads:
         from ..fast.threads import set_num_threads
 
@@ -172,6 +188,26 @@ def prepare(args, synthetic=None):
         else os.path.basename(os.path.normpath(str(args.data))).split(".")[0]
     )
     return args
+
+
+def check_image_size(preset, image_size):
+    """Build the preset's network for image_size x image_size before any data is read: a
+    size its pooling cannot take is a CommandError naming the layer and the smallest size."""
+    try:
+        PRESETS[preset](num_classes=2, image_size=image_size)
+    except ShapeError as e:
+        detail = getattr(e, "detail", str(e))
+        raise CommandError(
+            f"--image-size {image_size} is too small for {preset}: {detail}"
+        ) from None
+
+
+def check_group_by(group_by):
+    """--group-by: auto, none or a regular expression with one group; a CommandError if not."""
+    try:
+        group_rule(group_by)
+    except DataError as e:
+        raise CommandError(f"--group-by: {e}") from None
 
 
 # ----------------------------------------------------------------------------- recipe objects

@@ -4,7 +4,10 @@ write_results evaluates the best model as a user loads it (model.npz) on the tes
 validation split when there is none) and writes, each through a temporary file:
 history.csv, curves.png, confusion.csv, confusion.png (up to MAX_CONFUSION_PICTURE classes)
 and results.json. Two classes are reported at a threshold chosen on validation, with
-intervals and roc.png (screening.py); --tta adds the figures over each image and its mirror.
+intervals, roc.png and calibration.png (screening.py); --tta adds the figures over each image
+and its mirror. results.json also says how the run was shared (data_parallel: MPI ranks and
+threads per rank; one process: ranks 1) and how the splits were carved (data: group_by, seed,
+and load's notes: groups and images per side).
 """
 
 import json
@@ -14,6 +17,7 @@ import numpy as np
 
 from .. import io
 from ..distributed import world
+from ..fast import threads
 from ..io import atomic_write, write_confusion_csv, write_history_csv
 from ..metrics import binary_metrics, confusion_matrix
 from ..plots import plot_confusion, plot_curves
@@ -71,9 +75,12 @@ def write_results(run, history, seconds, loss_fn, data, settings, extra=None):
         "train_seconds": round(seconds, 1),
         "history": history,
         "settings": settings,
+        "data_parallel": {"ranks": world().size, "threads": threads.get_num_threads()},
         "data": {
             "classes": K,
             "class_names": names,
+            "group_by": settings.get("group_by") if settings.get("data") else None,
+            "seed": settings.get("seed"),
             "notes": data.ds.notes,
             "train": len(data.train),
             "val": len(data.val) if data.val else 0,

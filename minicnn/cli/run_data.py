@@ -1,6 +1,9 @@
 """The data of a training run: --data (or --download), or a synthetic stand-in; its splits.
 
 - `load_data`: minicnn.data.load(--data) as the options say, --per-class kept per class;
+  splits carved from train (a folder without val/ or test/, e.g. train/<class>/ alone) keep
+  each group's images on one side (--group-by; minicnn.data.groups), and load's notes say
+  how many groups and images each side got;
 - `stand_in`: with no --data, minicnn.data.synthetic's coloured shapes (--classes of them);
 - `screening_stand_in`: with no --data and two classes, a grayscale two-class synthetic set
   made imbalanced like chest X-rays (three positives per negative);
@@ -17,12 +20,14 @@ PER_CLASS = 400  # synthetic images made per class when --per-class is not given
 
 def load_data(args, channels):
     """minicnn.data.load(--data) as the options say; at most --per-class training images
-    of each class (a seeded choice)."""
+    of each class (a seeded choice). Carved splits follow --group-by and --seed, which the
+    model file keeps, so that evaluate can carve the same ones again."""
     ds = load(
         args.data,
         image_size=args.image_size,
         channels=channels,
         seed=args.seed,
+        group_by=getattr(args, "group_by", "auto"),
         cache=not args.no_cache,
         workers=args.workers,
         progress=not args.no_progress,

@@ -6,12 +6,26 @@ default the highest threshold whose validation sensitivity is at least 0.95;
 split, where every screening figure gets a 95% bootstrap interval (--bootstrap resamples,
 seeded by --seed). `report` prints them, writes roc.png, stores the threshold in model.npz
 (python -m minicnn predict uses it) and returns results.json's `screening` section.
+
+`calibration` says how far P(class 1) can be read as a probability: the Brier score and the
+expected calibration error (ECE), with intervals over the same resamples, and calibration.png,
+the reliability diagram (metrics.bootstrap_calibration, plots.plot_calibration).
 """
+
+import math
 
 from .. import io
 from ..io import atomic_write
-from ..metrics import bootstrap, choose_threshold, roc_curve, screening_metrics
-from ..plots import plot_roc
+from ..metrics import (
+    CALIBRATION_BINS,
+    bootstrap,
+    bootstrap_calibration,
+    choose_threshold,
+    reliability_curve,
+    roc_curve,
+    screening_metrics,
+)
+from ..plots import plot_calibration, plot_roc
 from ..train import evaluate
 from .common import CommandError
 
@@ -123,6 +137,7 @@ def report(best, data, result, settings, run):
     title = f"ROC, {data.test_name} split"
     auc = intervals["auc"]["value"]
     atomic_write(run.file("roc.png"), lambda tmp: plot_roc(fpr, tpr, tmp, points, title, auc))
+    calibrated = calibration(labels, scores, names, data.test_name, resamples, seed, run)
 
     section = {
         "positive_class": names[1],
@@ -137,6 +152,7 @@ def report(best, data, result, settings, run):
         "counts": {k: counts[k] for k in ("tp", "fn", "fp", "tn")},
         "figures": {k: intervals[k] for k in _meanings(names)},
         "at_0.5": at_half,
+        "calibration": calibrated,
         "bootstrap": {
             "resamples": resamples,
             "seed": seed,
@@ -148,3 +164,43 @@ def report(best, data, result, settings, run):
     meta = dict(best.metadata, screening={k: section[k] for k in ("threshold", "rule", "note")})
     io.save(best, run.model, metadata=meta)
     return t, section
+
+
+def calibration(labels, scores, names, split, resamples, seed, run):
+    """Print the Brier score and the ECE of P(class 1) with their bootstrap intervals, write
+    calibration.png (the reliability diagram) to run; returns results.json's section.
+
+    labels int (N,), scores float (N,) = P(class 1) on `split`; the resamples are those of
+    the screening figures (same count and seed). Per bin of P(class 1), the section keeps the
+    images, their mean score, the share of class 1 and its interval (null for an empty bin).
+    """
+    pos = names[1]
+    c = bootstrap_calibration(labels, scores, CALIBRATION_BINS, resamples=resamples, seed=seed)
+    meanings = {
+        "brier": f"mean squared gap between P({pos}) and the truth (0 is perfect)",
+        "ece": f"mean gap between P({pos}) and the share of {pos}, bin by bin",
+    }
+    print(f"  calibration of P({pos}), {c['bins']} bins (same resamples):")
+    for key, meaning in meanings.items():
+        f = c[key]
+        print(f"  {key:<12} {f['value']:6.3f}   {f['low']:.3f} - {f['high']:.3f}   {meaning}")
+    curve = reliability_curve(labels, scores, c["bins"])
+    bars = (c["frequency"]["low"], c["frequency"]["high"])
+    ece, brier = c["ece"]["value"], c["brier"]["value"]
+    title = f"reliability, {split} split"
+    atomic_write(run.file("calibration.png"),
+                 lambda tmp: plot_calibration(curve, tmp, bars, title, ece, brier))  # fmt: skip
+    per_bin = {
+        "edges": [round(float(e), 6) for e in curve["edges"]],
+        "images": curve["count"].tolist(),
+        "mean_score": _nulls(curve["mean_score"]),
+        "frequency": _nulls(curve["frequency"]),
+        "frequency_low": _nulls(c["frequency"]["low"]),
+        "frequency_high": _nulls(c["frequency"]["high"]),
+    }
+    return {"brier": c["brier"], "ece": c["ece"], "bins": c["bins"], "reliability": per_bin}
+
+
+def _nulls(values):
+    """Floats as a list, nan (an empty bin) as None, so that results.json stays plain JSON."""
+    return [float(v) if math.isfinite(v) else None for v in values]

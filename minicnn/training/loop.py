@@ -19,6 +19,7 @@ from .checks import check_inputs
 from .evaluate import evaluate, normalize_of, targets_for
 from .guard import NonFiniteGuard, TrainingDiverged
 from .progress import Progress
+from .watch import LossWatch
 
 
 def epoch_seed(seed, epoch):
@@ -105,6 +106,7 @@ def fit(
     hooks = [
         NonFiniteGuard(checkpoint),
         Progress(epochs, len(train), progress and ranks.is_root, say),
+        LossWatch(say),  # a loss grown a hundredfold, still finite: one warning line
     ]
     step_loss = loss_fn
     if parallel:  # each rank its part of every batch and of the validation split

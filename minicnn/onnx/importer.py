@@ -2,8 +2,9 @@
 
     model = minicnn.onnx.load("cnn.onnx")     # input (N, C, H, W) of fixed C, H, W
 
-The graph must be a chain: one input (N, C, H, W), one output, each node taking the output
-of the node before it. Its nodes become layers:
+The graph must be a chain of layers and residual blocks: one input (N, C, H, W), one
+output, each node taking the output of the node before it, except where a tensor forks into
+two paths that an Add joins again (residual.py: a Residual block). Its nodes become layers:
 
     Conv                    Conv2D (square kernel, equal strides, group 1, dilations 1)
     BatchNormalization      BatchNorm2D, or BatchNorm1D on (N, F)
@@ -13,6 +14,7 @@ of the node before it. Its nodes become layers:
     Flatten, Reshape (N, -1), Squeeze after GlobalAveragePool        Flatten (or nothing)
     Gemm (transB 0 or 1, alpha, beta), MatMul [+ Add]                 Dense
     Add of a constant right after Conv, Gemm or MatMul                its bias
+    a fork into two paths, Add [, Relu]         Residual(branch, shortcut [, "relu"])
     Identity, Dropout, Cast to float                                  nothing
     Cast, Div 255, Sub mean, Div std at the input (minicnn's export)  model.mean, model.std
     Transpose NHWC -> NCHW at the input, NCHW -> NHWC before the flatten (Keras through
@@ -50,6 +52,7 @@ from ..sequential import Sequential
 from .common import OnnxError, require
 from .folding import BATCH, FOLDS
 from .metadata import read_metadata
+from .residual import read_block, readers
 from .windows import window
 
 MIN_OPSET = 11  # Reshape, Pad and Clip as they are today; PyTorch and tf2onnx write newer
@@ -90,6 +93,8 @@ class _Importer:
         self.order = None  # after a flatten of NHWC: the HWC index of each CHW feature
         self.used = {name for n in self.graph.node for name in n.input}
         self.used |= {o.name for o in self.graph.output}
+        self.readers = readers(self.graph)  # a tensor read twice: a residual block's fork
+        self.forks = set()  # the forks of the blocks being read: in a path, read once
         self._check_opset()
         self.x, self.shape = self._input(input_shape)
         self.graph_input, self.input_shape = self.x, self.shape
@@ -146,10 +151,17 @@ class _Importer:
     def walk(self, nodes):
         """Read nodes (in the graph's order) into self.layers, from the tensor self.x of
         per-sample shape self.shape: a block that holds layers reads its parts this way."""
-        for node in nodes:
+        done = set()
+        for i, node in enumerate(nodes):
+            if i in done:
+                continue
             if node.domain not in ("", "ai.onnx"):
                 raise self.fail(f"op of domain {node.domain!r} is not ONNX's own", node)
-            self._node(node)
+            fork = self.readers.get(self.x, 0) > 1 and self.x not in self.forks
+            if fork and self.x in node.input:
+                done |= read_block(self, nodes, i)
+            else:
+                self._node(node)
 
     def _head(self):
         """(the outputs of the head's nodes, the logits tensor, "softmax" or "sigmoid")."""
@@ -180,8 +192,8 @@ class _Importer:
             return self._fold(node, inputs)
         if chain != [self.x]:
             if node.op_type == "Add" and len(chain) == 2:
-                raise self.fail("adds two branches (a residual connection), which "
-                                "minicnn.onnx.load does not import yet", node)  # fmt: skip
+                raise self.fail("adds two tensors that are not the two paths of a residual "
+                                "block forking at the layer before", node)  # fmt: skip
             raise self.fail(f"takes {chain}, not only the output of the layer before it "
                             f"({self.x!r}): the graph is not a chain", node)  # fmt: skip
         op = LAYER_OPS.get(node.op_type)

@@ -685,3 +685,58 @@ def test_benchmark_table_gives_the_ratio_of_onnx_runtime_to_minicnn():
     assert table.splitlines()[2] == (
         "| paper | 32 | 2 | 800 (40.00 [40.00-40.00]) | 1600 (20.00 [20.00-20.00]) | x2.00 |"
     )
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")  # torch's
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_residual_network_exported_by_pytorch(dynamo, tmp_path):
+    """torchvision's BasicBlock (out += identity; relu), with the identity and with a strided
+    projection; exported in evaluation, so BatchNorm may come folded into the Conv. Skips
+    without torch (or, for dynamo, without onnxscript)."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(1)
+
+    class Block(nn.Module):
+        def __init__(self, C, F, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(C, F, 3, stride, 1, bias=False)
+            self.bn1, self.relu = nn.BatchNorm2d(F), nn.ReLU()
+            self.conv2, self.bn2 = nn.Conv2d(F, F, 3, 1, 1, bias=False), nn.BatchNorm2d(F)
+            self.downsample = None
+            if stride != 1 or C != F:
+                self.downsample = nn.Sequential(nn.Conv2d(C, F, 1, stride, bias=False),
+                                                nn.BatchNorm2d(F))  # fmt: skip
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+            out += identity
+            return self.relu(out)
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), Block(8, 8, 1),
+                        Block(8, 12, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(12, 5)).eval()  # fmt: skip
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    x = torch.from_numpy(images(3, 16, n=4).astype(np.float32) / 255)
+    path = tmp_path / "torch.onnx"
+    if dynamo:
+        pytest.importorskip("onnxscript")
+        dims = ({0: torch.export.Dim("N")},)
+        torch.onnx.export(net, (x,), str(path), dynamo=True, dynamic_shapes=dims, verbose=False)
+    else:
+        torch.onnx.export(net, (x,), str(path), opset_version=17, dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "N"}})  # fmt: skip
+    model = minicnn.onnx.load(path)
+    blocks = [layer for layer in model.layers if isinstance(layer, minicnn.Residual)]
+    assert [b.shortcut is None for b in blocks] == [True, False]
+    assert all(b.activation == "relu" for b in blocks)
+    with torch.no_grad():
+        expected = net(x).numpy()
+    np.testing.assert_allclose(model.forward(x.numpy()), expected, rtol=1e-4, atol=1e-5)

@@ -126,3 +126,27 @@ def test_a_model_whose_convolutions_are_all_inside_blocks():
     assert explain.grad_cam(model, x, target=0).shape == (1, 6, 6)  # the block's output
     with pytest.raises(ValueError, match=r"layer #0 ReLU\(\) comes before the first convolution"):
         explain.grad_cam(model, x, layer=0)
+
+
+def test_the_commands_take_a_path_inside_a_block(tmp_path, capsys):
+    from PIL import Image
+
+    from minicnn.cli import main
+
+    rng = np.random.default_rng(12)
+    block = Residual([conv(4, 4, rng), ReLU(), conv(4, 4, rng)])
+    layers = [conv(3, 4, rng), block, GlobalAvgPool2D(), Dense(4, 3, rng=rng)]
+    model = Sequential(layers, input_shape=(3, 16, 16))
+    path = tmp_path / "res.npz"
+    minicnn.save(model, path)
+    image = tmp_path / "a.png"
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(image)
+    out = tmp_path / "out"
+    assert main(["explain", str(path), str(image), "--layer", "1.branch.1", "--out", str(out)]) == 0
+    assert (out / "a.gradcam.png").exists()
+    png = tmp_path / "f.png"
+    assert main(["filters", str(path), "--layer", "1.branch.2", "--out", str(png)]) == 0
+    assert png.exists()
+    capsys.readouterr()
+    assert main(["filters", str(path), "--layer", "1.shortcut.0"]) == 1
+    assert "error: layer '1.shortcut.0' is not in the model" in capsys.readouterr().err

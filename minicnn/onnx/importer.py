@@ -25,8 +25,8 @@ as Shape -> Gather -> Unsqueeze -> Concat -> Reshape, say), and pads or auto_pad
 where minicnn's padding gives the same windows (windows.py). Any other op is refused,
 naming it and its node.
 
-The head: a graph ending in Softmax gives output "softmax", in Sigmoid (or minicnn's two-
-class [1 - p, p]) "sigmoid"; a graph ending in logits is read as a softmax head.
+The head (head.py): a graph ending in Softmax gives output "softmax", in Sigmoid (or
+minicnn's two-class [1 - p, p]) "sigmoid"; a graph ending in logits is read as a softmax head.
 """
 
 import math
@@ -51,6 +51,7 @@ from ..layers import (
 from ..sequential import Sequential
 from .common import OnnxError, require
 from .folding import BATCH, FOLDS
+from .head import read_head
 from .metadata import read_metadata
 from .residual import read_block, readers
 from .windows import window
@@ -136,7 +137,7 @@ class _Importer:
     # ------------------------------------------------------------------ the walk
 
     def model(self):
-        head, end, output = self._head()
+        head, end, output = read_head(self.onnx, self.graph, self.const)
         self.walk([node for node in self.graph.node if node.output[0] not in head])
         if self.x != end:
             raise self.fail(f"the graph's output {end!r} does not follow from its input by a "
@@ -162,25 +163,6 @@ class _Importer:
                 done |= read_block(self, nodes, i)
             else:
                 self._node(node)
-
-    def _head(self):
-        """(the outputs of the head's nodes, the logits tensor, "softmax" or "sigmoid")."""
-        producer = {out: n for n in self.graph.node for out in n.output}
-        out = self.graph.output[0].name
-        node = producer.get(out)
-        if node is None:
-            return set(), out, "softmax"
-        if node.op_type == "Concat" and len(node.input) == 2:  # minicnn's [1 - p, p]
-            sub, p = producer.get(node.input[0]), producer.get(node.input[1])
-            if (sub is not None and p is not None and sub.op_type == "Sub"
-                    and p.op_type == "Sigmoid" and sub.input[1] == p.output[0]
-                    and np.array_equal(self.const.get(sub.input[0]), [[1.0]])):  # fmt: skip
-                return {node.output[0], sub.output[0], p.output[0]}, p.input[0], "sigmoid"
-        if node.op_type == "Softmax" and self._attrs(node).get("axis", -1) in (1, -1):
-            return {node.output[0]}, node.input[0], "softmax"
-        if node.op_type == "Sigmoid":
-            return {node.output[0]}, node.input[0], "sigmoid"
-        return set(), out, "softmax"
 
     def _attrs(self, node):
         return {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}

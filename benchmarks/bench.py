@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PRESETS = ["paper", "paper13", "paper_bn"]
+PRESETS = ["paper", "paper13", "paper_bn", "paper_res"]
 NUMPY_PRESETS = ("paper", "paper13")  # the plain-NumPy baseline has no BatchNorm
 
 
@@ -105,12 +105,30 @@ def build_systems(preset, batch, classes=200, with_torch=True, only=None):
 
 
 def torch_twin(model):
-    """The same network in PyTorch, with minicnn's weights copied in."""
+    """The same network in PyTorch, with minicnn's weights copied in (nn.Sequential).
+
+    A Residual becomes a module computing relu(branch(x) + shortcut(x)) (the shortcut nothing
+    for the identity), as torchvision's BasicBlock does.
+    """
     import torch
     import torch.nn as nn
 
-    layers = []
-    for layer in model:
+    class Residual(nn.Module):
+        def __init__(self, branch, shortcut, relu):
+            super().__init__()
+            self.branch, self.shortcut, self.relu = branch, shortcut, relu
+
+        def forward(self, x):
+            z = self.branch(x) + (x if self.shortcut is None else self.shortcut(x))
+            return torch.relu(z) if self.relu else z
+
+    def twin(layers):
+        modules = []
+        for layer in layers:
+            modules += twin_layer(layer)
+        return nn.Sequential(*modules)
+
+    def twin_layer(layer):
         name = type(layer).__name__
         if name == "Conv2D":
             conv = nn.Conv2d(
@@ -124,30 +142,34 @@ def torch_twin(model):
             conv.weight.data = torch.from_numpy(layer.W.data.copy())
             if layer.b is not None:
                 conv.bias.data = torch.from_numpy(layer.b.data.copy())
-            layers.append(conv)
-        elif name == "BatchNorm2D":
+            return [conv]
+        if name == "BatchNorm2D":
             bn = nn.BatchNorm2d(layer.num_features, eps=layer.eps, momentum=layer.momentum)
             bn.weight.data = torch.from_numpy(layer.gamma.data.copy())
             bn.bias.data = torch.from_numpy(layer.beta.data.copy())
             bn.running_mean.data = torch.from_numpy(layer.running_mean.copy())
             bn.running_var.data = torch.from_numpy(layer.running_var.copy())
-            layers.append(bn)
-        elif name == "GlobalAvgPool2D":
-            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        elif name == "Dense":
+            return [bn]
+        if name == "Residual":
+            shortcut = None if layer.shortcut is None else twin(layer.shortcut)
+            return [Residual(twin(layer.branch), shortcut, layer.activation == "relu")]
+        if name == "GlobalAvgPool2D":
+            return [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        if name == "Dense":
             lin = nn.Linear(layer.in_features, layer.out_features)
             lin.weight.data = torch.from_numpy(layer.W.data.T.copy())
             lin.bias.data = torch.from_numpy(layer.b.data.copy())
-            layers.append(lin)
-        elif name == "ReLU":
-            layers.append(nn.ReLU())
-        elif name == "MaxPool2D":
-            layers.append(nn.MaxPool2d(layer.pool_size, layer.stride))
-        elif name == "Dropout":
-            layers.append(nn.Dropout(layer.rate))
-        elif name == "Flatten":
-            layers.append(nn.Flatten())
-    return nn.Sequential(*layers)
+            return [lin]
+        if name == "MaxPool2D":
+            return [nn.MaxPool2d(layer.pool_size, layer.stride)]
+        if name == "Dropout":
+            return [nn.Dropout(layer.rate)]
+        simple = {"ReLU": nn.ReLU, "Flatten": nn.Flatten}
+        if name not in simple:
+            raise TypeError(f"no PyTorch twin for {layer!r}")
+        return [simple[name]()]
+
+    return twin(model.layers)
 
 
 def flops(model, batch):

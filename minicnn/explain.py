@@ -5,12 +5,16 @@
     drop = minicnn.explain.occlusion(model, images, patch=8, stride=4)
 
 Every method works on any Sequential, on either engine, through the model's own forward and
-backward. A layer's activation A and its gradient come from cutting the model in two
-Sequentials that share the same layer objects, head = layers[:i+1] and tail = layers[i+1:]:
+backward. A layer is named by its index (negative counts from the end) or by its path, as
+layers.nested.walk and summary() give it: "5" is the model's layer 5, "5.branch.3" the
+fourth layer of the branch of the residual block at 5. To read the layer's activation A and
+its gradient, the model is cut in two Sequentials that share the same layer objects: head =
+the layers before the top-level layer k that holds the path, tail = the rest, in which the
+layer at the path is wrapped in a _Tap that keeps its output and the gradient reaching it:
 
-    A = head.forward(x)                              # (N, C, H', W'), layer i's output
-    logits = tail.forward(A)                         # (N, K)
-    dA = tail.backward(dscore, input_grad=True)      # d(score)/dA, the shape of A
+    h = head.forward(x)                              # the input of layer k
+    logits = tail.forward(h)                         # the tap keeps A (N, C, H', W')
+    tail.backward(dscore, input_grad=True)           # the tap keeps dA = d(score)/dA
 
 The score is the target's logit (before softmax), as in Grad-CAM (Selvaraju et al. 2017):
 dscore is one-hot at the target; for a one-unit sigmoid model, target 1 explains the logit
@@ -23,11 +27,14 @@ normalised float batch. `target` is a class index, one per image or one for all;
 the predicted class.
 """
 
+import copy
+
 import numpy as np
 
 from . import heads
 from .layers import Conv2D
-from .layers.base import output_shapes
+from .layers.base import Layer, output_shapes
+from .layers.nested import children, walk
 from .sequential import Sequential
 
 BATCH = 32  # images per forward/backward pass: bounds the memory the cached activations take
@@ -40,27 +47,106 @@ def _inputs(model, images):
     return x
 
 
-def _name(model, i):
-    return f"layer #{i} {model.layers[i]!r}"
+def layer_arg(text):
+    """A --layer value from the command line: an index ("5", "-1") or a path ("5.branch.3")."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
-def _index(model, layer):
-    """A layer index (negative counts from the end) -> 0..len(model)-1, or a clear error."""
+def locate(model, layer):
+    """A layer index or path -> (path, the layer), or a clear error.
+
+    An index counts the model's own layers (negative from the end); a path is one of
+    walk(model.layers)'s, e.g. "5" or "5.branch.3" (a layer inside the residual block 5).
+    """
     n = len(model.layers)
-    if not isinstance(layer, int | np.integer) or not -n <= layer < n:
-        raise ValueError(f"layer {layer!r} is out of range: the model has {n} layers (0..{n - 1})")
-    return int(layer) % n
-
-
-def _spatial_layer(model, shapes, layer):
-    """Index of a layer whose output is a (C, H', W') map, or an error naming the layer."""
-    i = _index(model, layer)
-    if len(shapes[i]) != 3:
+    if isinstance(layer, int | np.integer):
+        if not -n <= layer < n:
+            raise ValueError(
+                f"layer {layer!r} is out of range: the model has {n} layers (0..{n - 1})"
+            )
+        return str(int(layer) % n), model.layers[int(layer) % n]
+    layers = dict(walk(model.layers))
+    if not isinstance(layer, str) or layer not in layers:
+        inner = [p for p in layers if "." in p]
+        where = f"; inside blocks: {inner[0]} .. {inner[-1]}" if inner else ""
         raise ValueError(
-            f"{_name(model, i)} gives {shapes[i]}, not a (C, H, W) map: pick a layer before "
-            "the Flatten (a Conv2D, ReLU or MaxPool2D)"
+            f"layer {layer!r} is not in the model: give an index 0..{n - 1} or a path as "
+            f"summary() shows it{where}"
         )
-    return i
+    return layer, layers[layer]
+
+
+def _name(path, layer):
+    return f"layer #{path} {layer!r}"
+
+
+def _path_shapes(layers, input_shape, prefix=""):
+    """{path: per-sample output shape} of every layer, as walk names them; a list inside a
+    block takes the block's input (Residual's branch and shortcut)."""
+    shapes, inputs = {}, [tuple(input_shape)] + output_shapes(layers, input_shape)
+    for i, layer in enumerate(layers):
+        shapes[f"{prefix}{i}"] = inputs[i + 1]
+        for name, inner in children(layer):
+            shapes.update(_path_shapes(inner, inputs[i], f"{prefix}{i}.{name}."))
+    return shapes
+
+
+def _spatial_layer(model, x, layer):
+    """The path of a layer whose output is a (C, H', W') map, or an error naming the layer."""
+    path, found = locate(model, layer)
+    shape = _path_shapes(model.layers, x.shape[1:])[path]
+    if len(shape) != 3:
+        raise ValueError(
+            f"{_name(path, found)} gives {shape}, not a (C, H, W) map: pick a layer before "
+            "the Flatten (a Conv2D, ReLU, MaxPool2D or residual block)"
+        )
+    return path
+
+
+class _Tap(Layer):
+    """Stands in for one layer: runs it, keeping its output A and the gradient dA reaching it."""
+
+    def __init__(self, layer):
+        self.layer, self.A, self.dA = layer, None, None
+
+    def forward(self, x, training=False):
+        self.A = self.layer.forward(x, training)
+        return self.A
+
+    def backward(self, dout, input_grad=True):
+        self.dA = dout
+        return self.layer.backward(dout, input_grad=input_grad)
+
+    def parameters(self):
+        return self.layer.parameters()
+
+    def output_shape(self, input_shape):
+        return self.layer.output_shape(input_shape)
+
+    def __repr__(self):
+        return repr(self.layer)
+
+
+def _tapped(layers, path, tap):
+    """A copy of the list layers with the layer at path replaced by tap.
+
+    The blocks on the way are shallow copies (copy.copy) that share every other layer, so
+    the model itself is left as it was: "5.branch.3" -> layers[5] copied, its branch a new
+    list whose item 3 is the tap.
+    """
+    first, _, rest = path.partition(".")
+    layers, i = list(layers), int(first)
+    if not rest:
+        layers[i] = tap
+        return layers
+    name, _, inner = rest.partition(".")
+    block = copy.copy(layers[i])
+    setattr(block, name, _tapped(getattr(block, name), inner, tap))
+    layers[i] = block
+    return layers
 
 
 def _shapes(model, x):
@@ -101,21 +187,26 @@ def _score_grad(model, logits, t):
     return d
 
 
-def _split(model, i):
-    """head = layers[:i+1], tail = layers[i+1:]: two Sequentials on the model's engine."""
-    head = Sequential(model.layers[: i + 1], fast=model.fast)
-    tail = Sequential(model.layers[i + 1 :], fast=model.fast)
-    return head, tail
+def _cut(model, path):
+    """head (the layers before the top-level layer holding path; None if none), tail (the
+    rest, with the layer at path tapped) and the tap; both Sequentials on the model's engine."""
+    k = int(path.partition(".")[0])
+    tap = _Tap(dict(walk(model.layers))[path])
+    layers = _tapped(model.layers, path, tap)
+    head = Sequential(layers[:k], fast=model.fast) if k else None
+    return head, Sequential(layers[k:], fast=model.fast), tap
 
 
-def _activations_and_grads(model, x, i, targets):
-    """Per batch: (start, A, dA), A = layer i's output (x itself for i = -1), dA = d(score)/dA."""
-    head, tail = (None, model) if i < 0 else _split(model, i)
+def _activations_and_grads(model, x, path, targets):
+    """Per batch: (start, A, dA), A = the output of the layer at path (x itself for None),
+    dA = d(score)/dA."""
+    head, tail, tap = (None, model, None) if path is None else _cut(model, path)
     for s in range(0, len(x), BATCH):
-        A = x[s : s + BATCH] if head is None else head.forward(x[s : s + BATCH])
-        logits = tail.forward(A)
+        h = x[s : s + BATCH] if head is None else head.forward(x[s : s + BATCH])
+        logits = tail.forward(h)
         t = heads.predictions(logits, model.output) if targets is None else targets[s : s + BATCH]
-        yield s, A, tail.backward(_score_grad(model, logits, t), input_grad=True)
+        dx = tail.backward(_score_grad(model, logits, t), input_grad=True)
+        yield (s, h, dx) if tap is None else (s, tap.A, tap.dA)
 
 
 def _resize_matrix(n_out, n_in):
@@ -151,32 +242,39 @@ def grad_cam(model, images, target=None, layer=None):
     Inputs:
     - images: uint8 (N, C, H, W) or a normalised float batch
     - target: class index (int, or (N,) ints); None: the predicted class
-    - layer: index of the layer whose output A (N, C', H', W') is used; None: the last layer
-      with spatial output
+    - layer: index or path ("5.branch.3") of the layer whose output A (N, C', H', W') is
+      used; None: the last of the model's own layers with a spatial output (in a residual
+      network, the last block's output)
     Returns:
     - float array (N, H, W) in [0, 1]
     """
     x = _inputs(model, images)
     N, _, H, W = x.shape
     shapes = _shapes(model, x)
-    convs = [i for i, lay in enumerate(model.layers) if isinstance(lay, Conv2D)]
+    order = [path for path, _ in walk(model.layers)]  # depth-first: a block, then its layers
+    convs = [k for k, (_, lay) in enumerate(walk(model.layers)) if isinstance(lay, Conv2D)]
     if not convs:
         raise ValueError(
             "Grad-CAM needs a convolutional layer and this model has none; "
             "saliency and occlusion explain any model"
         )
-    if layer is None:
-        i = [j for j, s in enumerate(shapes) if len(s) == 3 and j >= convs[0]][-1]
+    first = int(order[convs[0]].partition(".")[0])  # the top-level layer holding it
+    if layer is None:  # the last map of the model's own layers: a residual block counts
+        path = str([j for j, s in enumerate(shapes) if len(s) == 3 and j >= first][-1])
     else:
-        i = _spatial_layer(model, shapes, layer)
-        if i < convs[0]:
+        path = _spatial_layer(model, x, layer)
+        k = order.index(path)
+        end = max(j for j, p in enumerate(order) if j == k or p.startswith(path + "."))
+        if convs[0] > end:  # no convolution before it nor inside it
+            first_conv = dict(walk(model.layers))[order[convs[0]]]
             raise ValueError(
-                f"{_name(model, i)} comes before the first convolution "
-                f"({_name(model, convs[0])}): Grad-CAM explains a convolution's output"
+                f"{_name(path, dict(walk(model.layers))[path])} comes before the first "
+                f"convolution ({_name(order[convs[0]], first_conv)}): Grad-CAM explains a "
+                "convolution's output"
             )
     targets = _targets(model, shapes, target, N)
     maps = np.empty((N, H, W), dtype=x.dtype)
-    for s, A, dA in _activations_and_grads(model, x, i, targets):
+    for s, A, dA in _activations_and_grads(model, x, path, targets):
         alpha = dA.mean(axis=(2, 3))  # (n, C'): how much each channel matters
         cam = np.maximum(np.einsum("nc,nchw->nhw", alpha, A), 0)  # (n, H', W')
         maps[s : s + len(A)] = _scale(_upsample(cam, H, W))
@@ -192,7 +290,7 @@ def saliency(model, images, target=None):
     x = _inputs(model, images)
     targets = _targets(model, _shapes(model, x), target, len(x))
     maps = np.empty((len(x), *x.shape[2:]), dtype=x.dtype)
-    for s, A, dx in _activations_and_grads(model, x, -1, targets):
+    for s, A, dx in _activations_and_grads(model, x, None, targets):
         maps[s : s + len(A)] = _scale(np.abs(dx).max(axis=1))
     return maps
 
@@ -246,18 +344,24 @@ def occlusion(model, images, target=None, patch=8, stride=4, fill=0.0):
 
 
 def feature_maps(model, images, layer):
-    """The output of one layer: images (N, C, H, W) -> (N, C', H', W') (that layer's maps)."""
+    """The output of one layer (index or path): images (N, C, H, W) -> (N, C', H', W')."""
     x = _inputs(model, images)
-    i = _spatial_layer(model, _shapes(model, x), layer)
-    head, _ = _split(model, i)
-    return head.predict_logits(x, BATCH)  # a batched forward pass in evaluation mode
+    path = _spatial_layer(model, x, layer)
+    head, tail, tap = _cut(model, path)
+    upto = Sequential(tail.layers[:1], fast=model.fast)  # layer k, holding the tap
+    maps = []
+    for s in range(0, len(x), BATCH):  # batched forward passes in evaluation mode
+        h = x[s : s + BATCH] if head is None else head.forward(x[s : s + BATCH])
+        upto.forward(h)
+        maps.append(np.array(tap.A))  # a copy: a fast step may reuse its output buffer
+    return np.concatenate(maps)
 
 
 def filters(model, layer=0):
-    """The weights of a Conv2D layer: (F, C, k, k), a copy."""
-    i = _index(model, layer)
-    if not isinstance(model.layers[i], Conv2D):
-        convs = [j for j, lay in enumerate(model.layers) if isinstance(lay, Conv2D)]
-        which = ", ".join(f"#{j}" for j in convs) or "none"
-        raise ValueError(f"{_name(model, i)} has no filters; the Conv2D layers are {which}")
-    return model.layers[i].W.data.copy()
+    """The weights of a Conv2D layer (index or path): (F, C, k, k), a copy."""
+    path, found = locate(model, layer)
+    if not isinstance(found, Conv2D):
+        convs = [p for p, lay in walk(model.layers) if isinstance(lay, Conv2D)]
+        which = ", ".join(f"#{p}" for p in convs) or "none"
+        raise ValueError(f"{_name(path, found)} has no filters; the Conv2D layers are {which}")
+    return found.W.data.copy()

@@ -22,6 +22,7 @@ from minicnn import distributed
 from minicnn.data import Split
 from minicnn.distributed import DistributedError
 from minicnn.gradcheck import rel_error
+from minicnn.layers.nested import walk
 
 dist = distributed.world()
 batches = minicnn.training.loop.batches
@@ -36,7 +37,8 @@ def split(n, seed=0, size=32):
 def state(model):
     """Every weight and buffer of a model, as a list of arrays."""
     arrays = [p.data.copy() for p in model.parameters()]
-    return arrays + [getattr(lay, n).copy() for lay in model.layers for n in lay_buffers(lay)]
+    layers = [lay for _, lay in walk(model.layers)]  # the BatchNorms inside residual blocks too
+    return arrays + [getattr(lay, n).copy() for lay in layers for n in lay_buffers(lay)]
 
 
 def lay_buffers(layer):
@@ -160,6 +162,12 @@ def suite(folder):
         ),
     }
     results["paper_bn_per_rank"] = equal_runs(paper_bn, np.float64, optimizer="SGD")
+    res = dict(optimizer="SGD", data=split(24, seed=2))  # BatchNorms inside the blocks
+    for name, dtype, kw in (("sync_float64", np.float64, {"sync": True}),
+                            ("sync_float32", np.float32, {"sync": True}),
+                            ("sync_float64_reference", np.float64, {"sync": True, "fast": False}),
+                            ("per_rank", np.float64, {})):  # fmt: skip
+        results[f"paper_res_{name}"] = equal_runs(minicnn.models.paper_res, dtype, **res, **kw)
     mine = folder if dist.is_root else os.path.join(folder, "rank1")  # as if on two machines
     os.makedirs(mine, exist_ok=True)
     results["resume"] = resume(mine)

@@ -236,6 +236,14 @@ def test_sync_batchnorm_matches_one_process_and_per_rank_does_not(suite):
     assert suite["paper_bn_per_rank"]["error"] > 1e-2  # each rank's statistics: not the same
 
 
+def test_sync_batchnorm_inside_residual_blocks(suite):
+    for engine in ("float64", "float64_reference"):  # paper_res: BatchNorm in every branch
+        assert suite[f"paper_res_sync_{engine}"]["error"] <= 1e-12
+        assert suite[f"paper_res_sync_{engine}"]["same_bits_on_every_rank"]
+    assert suite["paper_res_sync_float32"]["error"] <= 1e-5
+    assert suite["paper_res_per_rank"]["error"] > 1e-3
+
+
 def test_each_rank_scores_its_part_of_the_validation_split(suite):
     # evaluate() feeds float32 images, so the engine computes the scores in float32
     assert suite["validation"]["loss"] <= 1e-6 and suite["validation"]["accuracy"]

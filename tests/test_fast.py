@@ -22,6 +22,7 @@ import minicnn
 from minicnn.fast import conv as fast_conv
 from minicnn.fast import winograd
 from minicnn.gradcheck import rel_error
+from minicnn.layers.nested import walk
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
@@ -147,8 +148,11 @@ def test_fast_equals_reference_in_float32(case, kind, chunk, layout):
 
 
 @pytest.mark.parametrize(
-    "preset", [minicnn.models.paper, minicnn.models.paper13, minicnn.models.paper_bn]
-)
+    "preset",
+    [minicnn.models.paper, minicnn.models.paper13, minicnn.models.paper_bn,
+     minicnn.models.paper_res],
+    ids=["paper", "paper13", "paper_bn", "paper_res"],
+)  # fmt: skip
 @pytest.mark.parametrize(
     "optimizer, dtype, bound",
     [("SGD", np.float64, 1e-12), ("SGD", np.float32, 1e-5), ("Adam", np.float64, 1e-8)],
@@ -184,6 +188,85 @@ def test_paper_networks_train_alike_on_both_engines(preset, optimizer, dtype, bo
     (losses_fast, weights_fast), (losses_ref, weights_ref) = runs
     np.testing.assert_allclose(losses_fast, losses_ref, rtol=bound)
     assert max(rel_error(a, b) for a, b in zip(weights_fast, weights_ref)) <= bound
+
+
+def paper_res(dtype, seed=3, image_size=32):
+    """paper_res with every BatchNorm's gamma, beta and statistics away from their start
+    (a branch's last gamma starts at 0, which would leave the branch without gradient)."""
+    model = minicnn.models.paper_res(num_classes=7, image_size=image_size, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    for _, layer in walk(model.layers):
+        if isinstance(layer, minicnn.BatchNorm2D):
+            F = layer.num_features
+            layer.gamma.data[:] = rng.uniform(0.5, 1.5, F)
+            layer.beta.data[:] = rng.normal(0, 0.2, F)
+            layer.running_mean[:] = rng.normal(0, 0.2, F)
+            layer.running_var[:] = rng.uniform(0.5, 2.0, F)
+    return model.astype(dtype)
+
+
+def res_run(model, x, dout, fast, training):
+    """run() and every BatchNorm's running statistics after the step (inside blocks too)."""
+    bns = [lay for _, lay in walk(model.layers) if isinstance(lay, minicnn.BatchNorm2D)]
+    arrays = run(model, x, dout, fast, training)
+    return arrays + [a.copy() for bn in bns for a in (bn.running_mean, bn.running_var)]
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_paper_res_equals_reference_in_float64(training, n_threads, chunk):
+    """Every step of paper_res at 32x32: the stem's ConvBNBlock, each block's branch
+    (ConvBNBlock, FastConv on Winograd, im2col and stride 2, BatchNorm2D) and projection
+    (FastConv 1x1 stride 2, BatchNorm2D), the sum and its ReLU, the head."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 3, 32, 32))
+    dout = rng.standard_normal((4, 7))
+    fast, ref = (res_run(paper_res(np.float64), x, dout, f, training) for f in (True, False))
+    assert len(fast) == 2 + 44 + 2 * 14  # out, dx, 44 parameters, 14 BatchNorms' statistics
+    assert min(np.abs(g).max() for g in ref[2:46]) > 0  # every layer gets a gradient
+    assert max(rel_error(a, b) for a, b in zip(fast, ref)) <= 1e-12
+
+
+def test_paper_res_equals_reference_in_float32(chunk):
+    """The module's float32 bound over draws: the median within 1e-5, the worst 1e-2."""
+    worst = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+        dout = rng.standard_normal((4, 7))
+        fast, ref = (res_run(paper_res(np.float32, seed), x, dout, f, True) for f in (True, False))
+        worst.append(max(rel_error(a, b) for a, b in zip(fast, ref)))
+    assert np.median(worst) <= 1e-5, worst
+    assert max(worst) <= 1e-2, worst
+
+
+def test_the_path_each_paper_res_convolution_takes():
+    """At 64x64: Winograd for the 3x3 stride-1 convolutions with 16 or more input channels
+    and outputs 8 or more wide; im2col (the strided kernel) for the stride-2 3x3 ones and the
+    1x1 projections; im2col for the stem (3 channels) and on 4x4 maps."""
+    model = minicnn.models.paper_res()
+    paths = {p: lay for p, lay in walk(model.layers) if isinstance(lay, minicnn.Conv2D)}
+    inputs, shape = {}, (3, 64, 64)  # the input shape of each layer; a block's lists take its own
+    for i, layer in enumerate(model.layers):
+        inputs[str(i)] = shape
+        for name in ("branch", "shortcut"):
+            inner = shape
+            for j, lay in enumerate(getattr(layer, name, None) or []):
+                inputs[f"{i}.{name}.{j}"] = inner
+                inner = lay.output_shape(inner)
+        shape = layer.output_shape(shape)
+    kinds = {p: type(winograd.conv_matmul(c, (32, *inputs[p]))).__name__ for p, c in paths.items()}
+    assert [p for p, k in kinds.items() if k == "WinogradConv"] == [
+        "4.branch.0",
+        "4.branch.3",
+        "5.branch.3",
+        "6.branch.3",
+        "7.branch.0",
+        "7.branch.3",
+    ]
+    strided = [p for p, c in paths.items() if c.stride == 2]
+    assert strided == ["5.branch.0", "5.shortcut.0", "6.branch.0", "6.shortcut.0",
+                       "8.branch.0", "8.shortcut.0"]  # fmt: skip
+    assert all(kinds[p] == "ChunkedConv" for p in strided + ["0", "8.branch.3"])
 
 
 def test_frozen_layers_between_trainable_ones(n_threads):

@@ -22,6 +22,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from minicnn.layers.nested import walk  # noqa: E402
 from minicnn.onnx import OnnxError  # noqa: E402
 
 MODELS = sorted((Path(__file__).resolve().parent.parent / "examples" / "models").glob("*.npz"))
@@ -99,7 +100,6 @@ def test_presets_run_in_onnx_runtime_as_in_minicnn(preset, kw, output, classes, 
             np.testing.assert_array_equal(a.running_var, b.running_var)
 
 
-@pytest.mark.skipif(not hasattr(minicnn.models, "paper_res"), reason="no residual networks")
 @pytest.mark.parametrize("output,classes", [("softmax", 5), ("sigmoid", 2)])
 def test_residual_networks_run_in_onnx_runtime_as_in_minicnn(output, classes, tmp_path):
     """Each Residual as its branch and shortcut, Add, Relu."""
@@ -113,7 +113,19 @@ def test_residual_networks_run_in_onnx_runtime_as_in_minicnn(output, classes, tm
     proto = minicnn.onnx.export(randomized(model), tmp_path / "m.onnx")
     assert "Add" in {n.op_type for n in proto.graph.node}
     x = images(3, 32)
-    np.testing.assert_allclose(run(tmp_path / "m.onnx", x), model.predict_proba(x), atol=TOL)
+    expected = model.predict_proba(x)
+    np.testing.assert_allclose(run(tmp_path / "m.onnx", x), expected, atol=TOL)
+    back = minicnn.onnx.load(tmp_path / "m.onnx")  # the round trip: the same blocks
+    np.testing.assert_array_equal(back.predict_proba(x), expected)
+    assert back.output == output
+    kept = [type(a) for _, a in walk(model.layers) if not isinstance(a, minicnn.Dropout)]
+    assert [type(a) for _, a in walk(back.layers)] == kept  # Dropout: not in the graph
+    for a, b in zip(walk(back.layers), walk(model.layers)):
+        if isinstance(b[1], minicnn.Residual):
+            assert a[1].activation == b[1].activation == "relu"
+            assert (a[1].shortcut is None) == (b[1].shortcut is None)
+    for a, b in zip(back.parameters(), model.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
 
 
 @pytest.mark.parametrize("path", MODELS, ids=lambda p: p.name)
@@ -441,16 +453,113 @@ def test_initializers_that_contradict_their_node(tmp_path):
         minicnn.onnx.load(path)
 
 
-def test_branches_and_unknown_ops_are_named(tmp_path):
+def test_a_fork_is_a_residual_block_and_unknown_ops_are_named(tmp_path):
     nodes = [
         helper.make_node("Relu", ["x"], ["r"]),
         helper.make_node("Add", ["x", "r"], ["y"], name="skip"),
     ]
-    with pytest.raises(OnnxError, match="Add node 'skip': adds two branches"):
+    model = minicnn.onnx.load(save_graph(tmp_path, nodes, (2, 7, 7), {}))  # x + relu(x)
+    (block,) = model.layers
+    assert isinstance(block, minicnn.Residual) and block.shortcut is None
+    assert block.activation is None and [type(a) for a in block.branch] == [minicnn.ReLU]
+    np.testing.assert_array_equal(model.forward(XS), XS + np.maximum(XS, 0))
+    nodes[1] = helper.make_node("Mul", ["x", "r"], ["y"], name="gate")
+    with pytest.raises(OnnxError, match="'x' is read by two nodes whose paths meet at Mul node "
+                       "'gate'; minicnn imports a fork only as a residual block"):  # fmt: skip
         minicnn.onnx.load(save_graph(tmp_path, nodes, (2, 7, 7), {}))
     nodes = [helper.make_node("Tanh", ["x"], ["y"], name="t")]
     with pytest.raises(OnnxError, match="Tanh node 't': op Tanh is not one minicnn can import"):
         minicnn.onnx.load(save_graph(tmp_path, nodes, (2, 7, 7), {}))
+
+
+def bn_by_hand(x, scale, bias, mean, var, eps=1e-5):
+    shape = (1, -1, 1, 1)
+    return (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps) * scale.reshape(
+        shape
+    ) + bias.reshape(shape)
+
+
+def bn_inits(prefix, F, rng):
+    return {f"{prefix}.{n}": v.astype(np.float32) for n, v in (
+        ("scale", rng.uniform(0.5, 1.5, F)), ("B", rng.normal(0, 0.2, F)),
+        ("mean", rng.normal(0, 0.2, F)), ("var", rng.uniform(0.5, 2, F)))}  # fmt: skip
+
+
+def bn_node(prefix, x, y):
+    names = [f"{prefix}.{n}" for n in ("scale", "B", "mean", "var")]
+    return helper.make_node("BatchNormalization", [x, *names], [y], name=prefix)
+
+
+def test_torch_like_basic_block_with_the_identity_shortcut(tmp_path):
+    """torchvision's BasicBlock in evaluation: conv-bn-relu-conv-bn, out += x, relu."""
+    rng = np.random.default_rng(5)
+    C = 4
+    W1, W2 = (rng.normal(0, 0.3, (C, C, 3, 3)).astype(np.float32) for _ in range(2))
+    inits = {"W1": W1, "W2": W2, **bn_inits("bn1", C, rng), **bn_inits("bn2", C, rng)}
+    nodes = [
+        helper.make_node("Conv", ["x", "W1"], ["c1"], name="conv1", pads=[1] * 4),
+        bn_node("bn1", "c1", "b1"),
+        helper.make_node("Relu", ["b1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "W2"], ["c2"], name="conv2", pads=[1] * 4),
+        bn_node("bn2", "c2", "b2"),
+        helper.make_node("Add", ["b2", "x"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["y"], name="relu2"),
+    ]
+    path = save_graph(tmp_path, nodes, (C, 6, 6), inits, out_shape=("N", C, 6, 6))
+    model = minicnn.onnx.load(path)
+    (block,) = model.layers
+    assert [type(a).__name__ for a in block.branch] == [
+        "Conv2D", "BatchNorm2D", "ReLU", "Conv2D", "BatchNorm2D"]  # fmt: skip
+    assert block.shortcut is None and block.activation == "relu"
+    x = RNG.standard_normal((2, C, 6, 6)).astype(np.float32)
+    zero = np.zeros(C)
+    h = np.maximum(bn_by_hand(conv_by_hand(x, W1, zero, 1, [1] * 4), *(inits[f"bn1.{n}"] for n in (
+        "scale", "B", "mean", "var"))), 0)  # fmt: skip
+    z = bn_by_hand(conv_by_hand(h, W2, zero, 1, [1] * 4),
+                   *(inits[f"bn2.{n}"] for n in ("scale", "B", "mean", "var")))  # fmt: skip
+    np.testing.assert_allclose(model.forward(x), np.maximum(z + x, 0), atol=1e-5)
+    np.testing.assert_allclose(run(path, x), np.maximum(z + x, 0), atol=1e-5)
+
+
+def test_torch_like_block_with_a_projection_and_folded_batchnorm(tmp_path):
+    """As torch.onnx writes a strided block in evaluation (BatchNorm folded into the Conv's
+    weights and bias), the shortcut first, then pooled into a Gemm head."""
+    rng = np.random.default_rng(6)
+    C, F = 3, 5
+    W1 = rng.normal(0, 0.3, (F, C, 3, 3)).astype(np.float32)
+    W2 = rng.normal(0, 0.3, (F, F, 3, 3)).astype(np.float32)
+    Ws = rng.normal(0, 0.3, (F, C, 1, 1)).astype(np.float32)
+    b1, b2, bs = (rng.normal(0, 0.2, F).astype(np.float32) for _ in range(3))
+    Wfc, bfc = rng.normal(0, 0.3, (2, F)).astype(np.float32), np.float32([0.1, -0.2])
+    inits = dict(W1=W1, W2=W2, Ws=Ws, b1=b1, b2=b2, bs=bs, Wfc=Wfc, bfc=bfc)
+    nodes = [
+        helper.make_node("Conv", ["x", "Ws", "bs"], ["sc"], name="down", strides=[2, 2]),
+        helper.make_node(
+            "Conv", ["x", "W1", "b1"], ["c1"], name="conv1", pads=[1] * 4, strides=[2, 2]
+        ),  # fmt: skip
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "W2", "b2"], ["c2"], name="conv2", pads=[1] * 4),
+        helper.make_node("Add", ["c2", "sc"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["o"], name="relu2"),
+        helper.make_node("GlobalAveragePool", ["o"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "Wfc", "bfc"], ["y"], name="fc", transB=1),
+    ]
+    path = save_graph(tmp_path, nodes, (C, 8, 8), inits, out_shape=("N", 2))
+    model = minicnn.onnx.load(path)
+    block = model.layers[0]
+    assert [type(a).__name__ for a in block.branch] == ["Conv2D", "ReLU", "Conv2D"]
+    assert [(type(a).__name__, a.stride) for a in block.shortcut] == [("Conv2D", 2)]
+    x = RNG.standard_normal((3, C, 8, 8)).astype(np.float32)
+    h = np.maximum(conv_by_hand(x, W1, b1, 2, [1] * 4), 0)
+    z = conv_by_hand(h, W2, b2, 1, [1] * 4) + conv_by_hand(x, Ws, bs, 2, [0] * 4)
+    logits = np.maximum(z, 0).mean(axis=(2, 3)) @ Wfc.T + bfc
+    np.testing.assert_allclose(model.forward(x), logits, atol=1e-5)
+    np.testing.assert_allclose(run(path, x), logits, atol=1e-5)
+    nodes[5] = helper.make_node("Sigmoid", ["s"], ["o"], name="gate")  # not the activation
+    model = minicnn.onnx.load(save_graph(tmp_path, nodes, (C, 8, 8), inits, out_shape=("N", 2)))
+    assert model.layers[0].activation is None
+    assert type(model.layers[1]).__name__ == "Sigmoid"
 
 
 def test_folding_cannot_grow_past_the_file(tmp_path):
@@ -576,3 +685,58 @@ def test_benchmark_table_gives_the_ratio_of_onnx_runtime_to_minicnn():
     assert table.splitlines()[2] == (
         "| paper | 32 | 2 | 800 (40.00 [40.00-40.00]) | 1600 (20.00 [20.00-20.00]) | x2.00 |"
     )
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")  # torch's
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_residual_network_exported_by_pytorch(dynamo, tmp_path):
+    """torchvision's BasicBlock (out += identity; relu), with the identity and with a strided
+    projection; exported in evaluation, so BatchNorm may come folded into the Conv. Skips
+    without torch (or, for dynamo, without onnxscript)."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(1)
+
+    class Block(nn.Module):
+        def __init__(self, C, F, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(C, F, 3, stride, 1, bias=False)
+            self.bn1, self.relu = nn.BatchNorm2d(F), nn.ReLU()
+            self.conv2, self.bn2 = nn.Conv2d(F, F, 3, 1, 1, bias=False), nn.BatchNorm2d(F)
+            self.downsample = None
+            if stride != 1 or C != F:
+                self.downsample = nn.Sequential(nn.Conv2d(C, F, 1, stride, bias=False),
+                                                nn.BatchNorm2d(F))  # fmt: skip
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+            out += identity
+            return self.relu(out)
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), Block(8, 8, 1),
+                        Block(8, 12, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(12, 5)).eval()  # fmt: skip
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    x = torch.from_numpy(images(3, 16, n=4).astype(np.float32) / 255)
+    path = tmp_path / "torch.onnx"
+    if dynamo:
+        pytest.importorskip("onnxscript")
+        dims = ({0: torch.export.Dim("N")},)
+        torch.onnx.export(net, (x,), str(path), dynamo=True, dynamic_shapes=dims, verbose=False)
+    else:
+        torch.onnx.export(net, (x,), str(path), opset_version=17, dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "N"}})  # fmt: skip
+    model = minicnn.onnx.load(path)
+    blocks = [layer for layer in model.layers if isinstance(layer, minicnn.Residual)]
+    assert [b.shortcut is None for b in blocks] == [True, False]
+    assert all(b.activation == "relu" for b in blocks)
+    with torch.no_grad():
+        expected = net(x).numpy()
+    np.testing.assert_allclose(model.forward(x.numpy()), expected, rtol=1e-4, atol=1e-5)

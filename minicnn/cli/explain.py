@@ -51,12 +51,19 @@ def add_commands(commands):
     e.add_argument("image", metavar="IMAGE_OR_FOLDER", help="an image file or a folder of them")
     e.add_argument("--method", choices=list(METHODS), default="gradcam", help="(gradcam)")
     e.add_argument("--target", metavar="CLASS", help="class index or name (the predicted one)")
-    e.add_argument("--layer", type=int, metavar="K", help="Grad-CAM: layer index (last map)")
+    e.add_argument(
+        "--layer",
+        type=explain.layer_arg,
+        metavar="K",
+        help="Grad-CAM: layer index or path, e.g. 5.branch.3 (last map)",
+    )
     e.add_argument("--out", metavar="DIR", default="explain", help="output folder (explain)")
     e.set_defaults(run=run_explain)
     f = add_command(commands, "filters", __doc__, help="draw the filters of a convolution layer")
     f.add_argument("model", metavar="MODEL", help="model file, e.g. runs/paper-x/model.npz")
-    f.add_argument("--layer", type=int, default=0, metavar="K", help="layer index (0)")
+    f.add_argument(
+        "--layer", type=explain.layer_arg, default=0, metavar="K", help="layer index or path (0)"
+    )
     f.add_argument("--out", metavar="FILE", help="PNG to write (filters-layerK.png)")
     f.set_defaults(run=run_filters)
 
@@ -178,8 +185,8 @@ def run_filters(args):
         print(f"error: {e}", file=sys.stderr)
         return 1
     F, C, k, _ = weights.shape
-    i = args.layer % len(model.layers)
+    i, conv = explain.locate(model, args.layer)  # its path, e.g. "0" or "5.branch.0"
     out = args.out or f"filters-layer{i}.png"
-    plot_filters(weights, out, title=f"layer #{i} {model.layers[i]!r}: {F} filters {k}x{k}")
+    plot_filters(weights, out, title=f"layer #{i} {conv!r}: {F} filters {k}x{k}")
     print(f"wrote {out}")
     return 0

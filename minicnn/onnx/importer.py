@@ -2,8 +2,9 @@
 
     model = minicnn.onnx.load("cnn.onnx")     # input (N, C, H, W) of fixed C, H, W
 
-The graph must be a chain: one input (N, C, H, W), one output, each node taking the output
-of the node before it. Its nodes become layers:
+The graph must be a chain of layers and residual blocks: one input (N, C, H, W), one
+output, each node taking the output of the node before it, except where a tensor forks into
+two paths that an Add joins again (residual.py: a Residual block). Its nodes become layers:
 
     Conv                    Conv2D (square kernel, equal strides, group 1, dilations 1)
     BatchNormalization      BatchNorm2D, or BatchNorm1D on (N, F)
@@ -13,6 +14,7 @@ of the node before it. Its nodes become layers:
     Flatten, Reshape (N, -1), Squeeze after GlobalAveragePool        Flatten (or nothing)
     Gemm (transB 0 or 1, alpha, beta), MatMul [+ Add]                 Dense
     Add of a constant right after Conv, Gemm or MatMul                its bias
+    a fork into two paths, Add [, Relu]         Residual(branch, shortcut [, "relu"])
     Identity, Dropout, Cast to float                                  nothing
     Cast, Div 255, Sub mean, Div std at the input (minicnn's export)  model.mean, model.std
     Transpose NHWC -> NCHW at the input, NCHW -> NHWC before the flatten (Keras through
@@ -23,8 +25,8 @@ as Shape -> Gather -> Unsqueeze -> Concat -> Reshape, say), and pads or auto_pad
 where minicnn's padding gives the same windows (windows.py). Any other op is refused,
 naming it and its node.
 
-The head: a graph ending in Softmax gives output "softmax", in Sigmoid (or minicnn's two-
-class [1 - p, p]) "sigmoid"; a graph ending in logits is read as a softmax head.
+The head (head.py): a graph ending in Softmax gives output "softmax", in Sigmoid (or
+minicnn's two-class [1 - p, p]) "sigmoid"; a graph ending in logits is read as a softmax head.
 """
 
 import math
@@ -49,7 +51,9 @@ from ..layers import (
 from ..sequential import Sequential
 from .common import OnnxError, require
 from .folding import BATCH, FOLDS
+from .head import read_head
 from .metadata import read_metadata
+from .residual import read_block, readers
 from .windows import window
 
 MIN_OPSET = 11  # Reshape, Pad and Clip as they are today; PyTorch and tf2onnx write newer
@@ -90,6 +94,8 @@ class _Importer:
         self.order = None  # after a flatten of NHWC: the HWC index of each CHW feature
         self.used = {name for n in self.graph.node for name in n.input}
         self.used |= {o.name for o in self.graph.output}
+        self.readers = readers(self.graph)  # a tensor read twice: a residual block's fork
+        self.forks = set()  # the forks of the blocks being read: in a path, read once
         self._check_opset()
         self.x, self.shape = self._input(input_shape)
         self.graph_input, self.input_shape = self.x, self.shape
@@ -131,7 +137,7 @@ class _Importer:
     # ------------------------------------------------------------------ the walk
 
     def model(self):
-        head, end, output = self._head()
+        head, end, output = read_head(self.onnx, self.graph, self.const)
         self.walk([node for node in self.graph.node if node.output[0] not in head])
         if self.x != end:
             raise self.fail(f"the graph's output {end!r} does not follow from its input by a "
@@ -146,29 +152,17 @@ class _Importer:
     def walk(self, nodes):
         """Read nodes (in the graph's order) into self.layers, from the tensor self.x of
         per-sample shape self.shape: a block that holds layers reads its parts this way."""
-        for node in nodes:
+        done = set()
+        for i, node in enumerate(nodes):
+            if i in done:
+                continue
             if node.domain not in ("", "ai.onnx"):
                 raise self.fail(f"op of domain {node.domain!r} is not ONNX's own", node)
-            self._node(node)
-
-    def _head(self):
-        """(the outputs of the head's nodes, the logits tensor, "softmax" or "sigmoid")."""
-        producer = {out: n for n in self.graph.node for out in n.output}
-        out = self.graph.output[0].name
-        node = producer.get(out)
-        if node is None:
-            return set(), out, "softmax"
-        if node.op_type == "Concat" and len(node.input) == 2:  # minicnn's [1 - p, p]
-            sub, p = producer.get(node.input[0]), producer.get(node.input[1])
-            if (sub is not None and p is not None and sub.op_type == "Sub"
-                    and p.op_type == "Sigmoid" and sub.input[1] == p.output[0]
-                    and np.array_equal(self.const.get(sub.input[0]), [[1.0]])):  # fmt: skip
-                return {node.output[0], sub.output[0], p.output[0]}, p.input[0], "sigmoid"
-        if node.op_type == "Softmax" and self._attrs(node).get("axis", -1) in (1, -1):
-            return {node.output[0]}, node.input[0], "softmax"
-        if node.op_type == "Sigmoid":
-            return {node.output[0]}, node.input[0], "sigmoid"
-        return set(), out, "softmax"
+            fork = self.readers.get(self.x, 0) > 1 and self.x not in self.forks
+            if fork and self.x in node.input:
+                done |= read_block(self, nodes, i)
+            else:
+                self._node(node)
 
     def _attrs(self, node):
         return {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -180,8 +174,8 @@ class _Importer:
             return self._fold(node, inputs)
         if chain != [self.x]:
             if node.op_type == "Add" and len(chain) == 2:
-                raise self.fail("adds two branches (a residual connection), which "
-                                "minicnn.onnx.load does not import yet", node)  # fmt: skip
+                raise self.fail("adds two tensors that are not the two paths of a residual "
+                                "block forking at the layer before", node)  # fmt: skip
             raise self.fail(f"takes {chain}, not only the output of the layer before it "
                             f"({self.x!r}): the graph is not a chain", node)  # fmt: skip
         op = LAYER_OPS.get(node.op_type)

@@ -97,7 +97,9 @@ def test_evaluate_without_a_test_split_scores_val_decoding_only_val(counted, tmp
     assert main(argv) == 0
     assert len(counted) == 1 and len(counted[0]) == 60
     assert all("/val/" in m.replace("\\", "/") for m in counted[0])
-    assert "val split, 60 images" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "val split, 60 images" in out
+    assert out.count("minicnn.data: layout:") == 1  # the notes of the val load only
 
 
 def test_evaluate_carves_as_the_training_stored_and_says_so(counted, tmp_path, capsys):

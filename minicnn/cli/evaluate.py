@@ -20,6 +20,9 @@ from): accuracy, sensitivity and specificity at it, and the ROC AUC. --tta flip 
 figures for the mean over each image and its mirror.
 """
 
+import contextlib
+import io
+
 import numpy as np
 
 from ..data import Split, load
@@ -89,9 +92,13 @@ def load_scored(args, image_size, channels, seed, group_by):
     if args.split:
         name, ds = args.split, load(args.data, splits=args.split, **options)
     else:  # test when the source has one (listing is cheap, decoding is not), else val
-        name, ds = "test", load(args.data, splits="test", **options)
+        said = io.StringIO()  # the loader's notes, kept for when test is the split scored
+        with contextlib.redirect_stdout(said):
+            name, ds = "test", load(args.data, splits="test", **options)
         if ds.test is None or not len(ds.test):
             name, ds = "val", load(args.data, splits="val", **options)
+        else:
+            print(said.getvalue(), end="")
     split = getattr(ds, name)
     if split is None or not len(split):
         raise CommandError(f"{printable(args.data)} has no {name} split")

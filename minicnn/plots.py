@@ -29,6 +29,29 @@ def _text(draw, xy, text, font, anchor="la", fill=INK):
         draw.text(xy, text, font=font, fill=fill, anchor=anchor)
     except ValueError:  # bitmap fonts of old Pillow have no anchors
         draw.text(xy, text, font=font, fill=fill)
+    except UnicodeEncodeError:  # ... nor any character beyond Latin-1
+        plain = text.replace(ELLIPSIS, "...").encode("latin-1", "replace").decode("latin-1")
+        draw.text(xy, plain, font=font, fill=fill)
+
+
+ELLIPSIS = "\u2026"  # one character: "..." would take three of a caption's few
+
+
+def shorten(text, width):
+    """text cut to at most `width` characters at a word boundary, with an ellipsis.
+
+    "tailed frog, bell toad, ribbed toad" at 24 -> "tailed frog, bell toad…": the cut falls
+    on the last space that leaves room for the ellipsis, and a comma or other separator
+    before it goes too. A single word longer than width is cut inside it (nothing else fits).
+    """
+    text = str(text)
+    if len(text) <= width:
+        return text
+    head = text[: width - 1]  # room for the ellipsis
+    inside = head[-1:].isalnum() and text[width - 1].isalnum()  # the cut falls in a word
+    if inside and " " in head:  # back to the space before it
+        head = head[: head.rindex(" ")]
+    return head.rstrip(" ,;:-/") + ELLIPSIS
 
 
 def nice_ticks(lo, hi, n=5):
@@ -258,7 +281,7 @@ def plot_explanation(image, heatmap, path, caption, top=(), title=None):
         _text(draw, (x0, y), "top classes", normal)
         for name, p in top:
             y += 20
-            _text(draw, (x0, y), f"{p:6.1%}  {str(name)[:32]}", small)
+            _text(draw, (x0, y), f"{p:6.1%}  {shorten(name, 32)}", small)
     return _save(img, path)
 
 

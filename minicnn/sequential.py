@@ -6,7 +6,7 @@ from . import fast as fast_engine
 from .data.augment import views
 from .heads import logits_of, probabilities
 from .layers.base import ShapeError, output_shapes
-from .layers.nested import astype, nested_cost, parameters, total
+from .layers.nested import astype, leaves, nested_cost, parameters, total
 
 
 class Summary(str):
@@ -206,7 +206,10 @@ class Sequential:
         `.rows` (one dict per layer, see minicnn.layers.cost.cost; the layers inside a block
         follow its row, indented, with "path" and "depth" as layers.nested.nested_cost) and
         `.totals` ({"params", "macs", "activation_bytes"}, over the model's own layers: a
-        block's row already counts the layers inside it), for code and tests to read.
+        block's row already counts the layers inside it; "trainable" and "non_trainable",
+        the params split by Parameter.trainable (frozen ones are non-trainable); "buffers",
+        the values of running statistics such as BatchNorm's, saved but not trained), for
+        code and tests to read.
         """
         input_shape = tuple(input_shape or self.input_shape or ())
         if not input_shape:
@@ -215,6 +218,13 @@ class Sequential:
         dtype = self.parameters()[0].data.dtype if self.parameters() else np.dtype(np.float32)
         rows = nested_cost(self.layers, input_shape, itemsize=dtype.itemsize)
         totals = {k: total(rows, k) for k in ("params", "macs", "activation_bytes")}
+        params = self.parameters()  # each once, those inside blocks too
+        totals["trainable"] = sum(p.size for p in params if p.trainable)
+        totals["non_trainable"] = sum(p.size for p in params if not p.trainable)
+        totals["buffers"] = sum(
+            getattr(layer, name).size for layer in leaves(self.layers)
+            for name in getattr(layer, "BUFFERS", ())
+        )  # fmt: skip
         table = [("#", "layer", "output shape", "params", "MACs", "activations")]
         table.append(("", "input", str(input_shape), "", "", ""))
         for r in rows:
@@ -232,6 +242,12 @@ class Sequential:
         out = [fmt(table[0]), line] + [fmt(t) for t in table[1:]] + [line]
         n = totals["params"]
         out.append(f"Total params: {n:,} ({n * dtype.itemsize / 1024:,.1f} KiB as {dtype})")
+        frozen = totals["non_trainable"]
+        split = f"Trainable params: {totals['trainable']:,}   Non-trainable params: {frozen:,}"
+        out.append(split + (" (frozen)" if frozen else ""))
+        if totals["buffers"]:
+            out.append(f"  plus {totals['buffers']:,} running statistics "
+                       "(BatchNorm buffers: saved, not trained)")  # fmt: skip
         out.append(
             f"Per image: {_millions(totals['macs'])} multiply-adds forward (training: about 3x), "
             f"{_kib(totals['activation_bytes'])} of activations"

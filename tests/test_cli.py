@@ -70,7 +70,7 @@ def test_summary_and_help(trained):
     result = run("summary", path)
     assert result.returncode == 0, result.stderr
     assert "Conv2D(3->16, 3x3)" in result.stdout and "Total params" in result.stdout
-    assert "classes: circle, square, ring, cross" in result.stdout
+    assert "classes: 'circle', 'square', 'ring', 'cross'" in result.stdout
     help_text = run("--help").stdout
     assert "predict" in help_text and "summary" in help_text
 
@@ -167,7 +167,10 @@ def test_evaluate_refuses_data_of_other_classes(trained, folder_data, tmp_path):
         capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "are not the model's (4): they differ at class 0" in result.stderr
+    assert result.stderr.splitlines()[-1] == (  # after the progress bar
+        f"error: the classes of {data} are not the model's: the data has 'c0', 'c1', 'c2', "
+        "'c3', the model 'circle', 'square', 'ring', 'cross'"
+    )
 
 
 def test_evaluate_a_two_class_model_at_its_threshold(tmp_path):
@@ -191,10 +194,15 @@ def test_evaluate_a_two_class_model_at_its_threshold(tmp_path):
     assert result.returncode == 0, result.stderr
     m = minicnn.metrics.binary_metrics(test.labels, p1, model.threshold)
     assert 0 < np.mean(p1 >= model.threshold) < 1
-    line = [s for s in result.stdout.splitlines() if "one view" in s][0]
+    lines = result.stdout.splitlines()
+    decision = [s for s in lines if s.startswith("decision: ")]
+    assert decision == [
+        f"decision: pneumonia when P(pneumonia) >= {model.threshold:.4g} (stored in the model file)"
+    ]
+    line = [s for s in lines if "one view" in s][0]
     assert line.split() == [
-        "one", "view", "sensitivity", f"{m['sensitivity']:.3f}", "specificity",
-        f"{m['specificity']:.3f}", "(threshold", f"{model.threshold:.4g})", "ROC", "AUC",
+        "one", "view", "accuracy", f"{m['accuracy']:.2%}", "sensitivity",
+        f"{m['sensitivity']:.3f}", "specificity", f"{m['specificity']:.3f}", "ROC", "AUC",
         f"{m['auc']:.3f}",
     ]  # fmt: skip
 

@@ -328,7 +328,7 @@ def test_explain_and_filters_commands_refuse_bad_input_in_one_line(trained, tmp_
     assert main(["explain", str(path), str(image), "--target", "dog", "--out", out]) == 1
     assert "error: no class is called 'dog'; give" in capsys.readouterr().err
     assert main(["explain", str(path), str(image), "--target", "sqare", "--out", out]) == 1
-    assert "error: no class is called 'sqare' (did you mean square?)" in capsys.readouterr().err
+    assert "error: no class is called 'sqare' (did you mean 'square'?)" in capsys.readouterr().err
     assert main(["explain", str(path), str(image), "--layer", "6", "--out", out]) == 1
     assert "error: layer #6 Flatten() gives (1024,)" in capsys.readouterr().err
     png = tmp_path / "f.png"

@@ -276,7 +276,7 @@ def test_xray_run_reports_at_the_threshold_chosen_on_val_and_predict_uses_it(tmp
     p = float(line.split()[1].rstrip("%")) / 100
     decided = "PNEUMONIA" if p >= t else "NORMAL"
     assert line.split("->")[1].split()[0] == decided
-    assert f"(threshold {t:.4g}, chosen on validation)" in line
+    assert f"the threshold {t:.4g} chosen on validation" in line
     # --threshold fixes it instead; a bad target is one error line
     fixed = train_xray("--data", data, "--epochs", "1", "--threshold", "0.3", "--out", out)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr

@@ -20,6 +20,7 @@ usage in one line and the error, exit code 2 (`--help` lists every option):
 import argparse
 import difflib
 import os
+import re
 import sys
 
 from ..data import DataError
@@ -179,6 +180,95 @@ def did_you_mean(given, choices):
     """' (did you mean X?)' for the closest of choices to given, or ''."""
     close = difflib.get_close_matches(given, list(choices), n=1)
     return f" (did you mean {close[0]}?)" if close else ""
+
+
+# ----------------------------------------------------------------------------- class names
+
+
+def quoted(names, limit=None):
+    """Class names as an unambiguous list: 'a, b', 'c' (a name may hold commas).
+
+    limit: show at most this many, then ', ... (N in all)'.
+    """
+    names = list(names)
+    shown = names if limit is None else names[:limit]
+    text = ", ".join(repr(str(n)) for n in shown)
+    return text + (f", ... ({len(names)} in all)" if len(shown) < len(names) else "")
+
+
+def synonyms(name):
+    """The comma-separated names of one class, lower case: 'tabby, tabby cat' -> both."""
+    return [part.strip().lower() for part in str(name).split(",") if part.strip()]
+
+
+def class_index(text, names):
+    """The index of the class `text` names: its index, its name or one of its synonyms.
+
+    Case does not matter. CommandError when no class or several are called so, with the
+    closest name (difflib over names and synonyms) as a "did you mean".
+    """
+    names = [str(n) for n in names or []]
+    if text.lstrip("-").isdigit():
+        return int(text)
+    given = text.strip().lower()
+    hits = [i for i, n in enumerate(names) if given in (n.lower(), *synonyms(n))]
+    if len(hits) == 1:
+        return hits[0]
+    how = f"give a class index (0..{len(names) - 1}) or a name" if names else "give an index"
+    if hits:
+        raise CommandError(f"several classes are called {text!r}: {quoted(names[i] for i in hits)}"
+                           f"; {how}")  # fmt: skip
+    raise CommandError(f"no class is called {text!r}{closest_class(text, names)}; {how}")
+
+
+def closest_class(given, names):
+    """' (did you mean 'X'?)' with the class names closest to given, or ''.
+
+    Compared in lower case, to each comma-separated synonym of each name (what class_index
+    accepts): synonyms that hold `given` as a whole word come first ('cat' -> 'tabby cat',
+    'Egyptian cat', ...; three at most), else the closest spelling by difflib ('gokart' ->
+    'go-kart', 'Tabbycat' -> 'tabby cat').
+    """
+    spelled = {}  # lower-case spelling -> what to suggest
+    for name in names:
+        for part in [p.strip() for p in str(name).split(",") if p.strip()]:
+            spelled.setdefault(part.lower(), part)
+    word = given.strip().lower()
+    close = [s for s in spelled if word and word in re.split(r"[^\w]+", s)]
+    close = close or difflib.get_close_matches(word, list(spelled), n=1)
+    if not close:
+        return ""
+    shown = [repr(spelled[s]) for s in close[:3]]
+    if len(close) > 3:
+        alternatives = ", ".join(shown) + ", ..."
+    else:
+        alternatives = " or ".join([", ".join(shown[:-1]), shown[-1]] if len(shown) > 1 else shown)
+    return f" (did you mean {alternatives}?)"
+
+
+def threshold_of(model, detail=True):
+    """(t, source): a two-class model's decision threshold and where it comes from.
+
+    t: model.threshold, or 0.5 when the file stores none. source: a few words for output,
+    e.g. "chosen on validation for sensitivity 0.95" ("chosen on validation" without
+    detail), "given with --threshold", "used by default: the model stores none"; each
+    reads after "the threshold 0.5".
+    """
+    if model.threshold is None:
+        return 0.5, "used by default: the model stores none"
+    meta = getattr(model, "metadata", None) or {}
+    rule = (meta.get("screening") or {}).get("rule")
+    target = meta.get("target_sensitivity")
+    if rule == "target_sensitivity":
+        known = detail and isinstance(target, (int, float))
+        return model.threshold, "chosen on validation" + (
+            f" for sensitivity {target:g}" if known else ""
+        )
+    if rule == "fixed":
+        return model.threshold, "given with --threshold"
+    if rule == "fallback":
+        return model.threshold, "taken as the fallback: validation could not choose one"
+    return model.threshold, "stored in the model file"
 
 
 def positive_int(text):

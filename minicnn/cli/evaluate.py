@@ -5,22 +5,41 @@
     minicnn evaluate runs/xray-pneumoniamnist/model.npz --data pneumoniamnist.npz
 
 The data is loaded as training loads it (minicnn.data.load at the model's input size and
-channels; a split the source lacks is carved with --seed, as training carved it), and its
-classes must be the model's, in the same order. --split picks the split (default: test when
-the data has one, else val).
+channels), and only the split scored is decoded (and cached). --split picks it (default:
+test when the data has one, else val). A split the source lacks is carved as training carved
+it: with the --seed and --group-by of the training run, read from the model file when it
+stores them (said in one line), else 0 and auto; give them to override.
+
+The data's classes must be the model's. Names that differ only in case (NORMAL and normal),
+or come in another order, are matched by name, in one line; other classes are refused, both
+lists named.
 
 Printed: accuracy, and top-5 accuracy for over 5 classes. A two-class model is judged at the
-threshold stored in its file (sensitivity, specificity) and by its ROC AUC. --tta flip adds
-the same figures for the mean over each image and its mirror.
+threshold stored in its file (the line before the figures says which and where it comes
+from): accuracy, sensitivity and specificity at it, and the ROC AUC. --tta flip adds the same
+figures for the mean over each image and its mirror.
 """
 
-from itertools import zip_longest
+import contextlib
+import io
 
-from ..data import load
+import numpy as np
+
+from ..data import Split, load
 from ..data.sources import printable
 from ..metrics import binary_metrics
 from ..train import evaluate as evaluate_split
-from .common import CommandError, add_command, add_tta_option, load_model
+from ..training.evaluate import num_classes_of
+from .common import (
+    CommandError,
+    add_command,
+    add_tta_option,
+    load_model,
+    quoted,
+    threshold_of,
+)
+
+SHOWN = 10  # class names listed in a refusal, per list
 
 
 def add_commands(commands):
@@ -31,39 +50,128 @@ def add_commands(commands):
     e.add_argument("model", metavar="MODEL", help="model file, e.g. runs/paper-x/model.npz")
     e.add_argument("--data", required=True, help="folder, .zip or MedMNIST .npz, as in training")
     e.add_argument("--split", choices=["train", "val", "test"], help="(default: test, else val)")
-    e.add_argument("--seed", type=int, default=0, help="seed of carved splits, as in training")
+    e.add_argument(
+        "--seed", type=int, help="seed of carved splits (default: the training's, else 0)"
+    )
+    e.add_argument(
+        "--group-by",
+        metavar="RULE",
+        help="carved splits keep groups together as in training: auto, none, or a regular "
+        "expression with one group (default: the training's, else auto)",
+    )
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_tta_option(e)
     e.set_defaults(run=evaluate)
+
+
+def carving(args, meta):
+    """(seed, group_by) of carved splits: as given, else the training run's, else 0 and auto.
+
+    meta: the model file's metadata (the training settings). Says in one line what it took
+    from there.
+    """
+    seed, group_by, taken = args.seed, args.group_by, []
+    stored_seed, stored_rule = meta.get("seed"), meta.get("group_by")
+    if seed is None:
+        usable = isinstance(stored_seed, int) and not isinstance(stored_seed, bool)
+        seed = stored_seed if usable else 0
+        taken += [f"--seed {seed}"] if usable else []
+    if group_by is None:
+        group_by = stored_rule if isinstance(stored_rule, str) else "auto"
+        taken += [f"--group-by {group_by}"] if isinstance(stored_rule, str) else []
+    if taken:
+        print(f"carved splits as in training: {' '.join(taken)} (from the model file)")
+    return seed, group_by
+
+
+def load_scored(args, image_size, channels, seed, group_by):
+    """(name, Split, class names): the split scored, the only one decoded; CommandError if
+    it is empty."""
+    options = dict(image_size=image_size, channels=channels, seed=seed, group_by=group_by,
+                   progress=not args.no_progress)  # fmt: skip
+    if args.split:
+        name, ds = args.split, load(args.data, splits=args.split, **options)
+    else:  # test when the source has one (listing is cheap, decoding is not), else val
+        said = io.StringIO()  # the loader's notes, kept for when test is the split scored
+        with contextlib.redirect_stdout(said):
+            name, ds = "test", load(args.data, splits="test", **options)
+        if ds.test is None or not len(ds.test):
+            name, ds = "val", load(args.data, splits="val", **options)
+        else:
+            print(said.getvalue(), end="")
+    split = getattr(ds, name)
+    if split is None or not len(split):
+        raise CommandError(f"{printable(args.data)} has no {name} split")
+    return name, split, ds.class_names
+
+
+def match_classes(model, class_names, data):
+    """The model's class index of each of the data's classes (int64 (K,)), or None if equal.
+
+    Names that differ only in case or order are matched by name (said in one line); other
+    classes raise CommandError naming both lists (or, when long, what differs).
+    """
+    ours = None if model.class_names is None else [str(n) for n in model.class_names]
+    K = num_classes_of(model)
+    if ours is None or ours == class_names:
+        if len(class_names) != K:
+            raise CommandError(f"{printable(data)} has {len(class_names)} classes, the model {K}")
+        return None
+    lower = [n.lower() for n in ours]
+    theirs = [n.lower() for n in class_names]
+    if sorted(lower) == sorted(theirs) and len(set(lower)) == len(lower):
+        index = np.array([lower.index(n) for n in theirs], dtype=np.int64)
+        how = []
+        if any(a != ours[i] for a, i in zip(class_names, index)):
+            how.append("differ only in case")
+        if (index != np.arange(len(index))).any():
+            how.append("come in another order")
+        theirs_shown, ours_shown = (
+            quoted(class_names, SHOWN),
+            quoted([ours[i] for i in index], SHOWN),
+        )
+        print(f"classes: the data's {theirs_shown} are the model's {ours_shown} "
+              f"(the names {' and '.join(how)})")  # fmt: skip
+        return index
+    if max(len(ours), len(class_names)) <= SHOWN:
+        raise CommandError(
+            f"the classes of {printable(data)} are not the model's: the data has "
+            f"{quoted(class_names)}, the model {quoted(ours)}"
+        )
+    only_data = [n for n in class_names if n.lower() not in lower]
+    only_model = [n for n in ours if n.lower() not in theirs]
+    raise CommandError(
+        f"the classes of {printable(data)} ({len(class_names)}) are not the model's "
+        f"({len(ours)}): only in the data: {quoted(only_data, SHOWN) or 'none'}; only in the "
+        f"model: {quoted(only_model, SHOWN) or 'none'}"
+    )
 
 
 def evaluate(args):
     """Print the model's figures on the split; 0 (a data set that does not fit: an error)."""
     model = load_model(args.model)
     C, S, _ = model.input_shape
-    ds = load(args.data, image_size=S, channels=C, seed=args.seed, progress=not args.no_progress)
-    name = args.split or ("test" if ds.test is not None and len(ds.test) else "val")
-    split = getattr(ds, name)
-    if split is None or not len(split):
-        raise CommandError(f"{printable(args.data)} has no {name} split")
-    if model.class_names is not None and list(model.class_names) != ds.class_names:
-        pairs = enumerate(zip_longest(model.class_names, ds.class_names))
-        differ = next(i for i, (a, b) in pairs if a != b)
-        raise CommandError(
-            f"the classes of {printable(args.data)} ({ds.num_classes}) are not the model's "
-            f"({len(model.class_names)}): they differ at class {differ}"
-        )
-    epoch = (getattr(model, "metadata", {}) or {}).get("epoch")
+    meta = getattr(model, "metadata", {}) or {}
+    seed, group_by = carving(args, meta)
+    name, split, class_names = load_scored(args, S, C, seed, group_by)
+    index = match_classes(model, class_names, args.data)
+    if index is not None:  # the data's labels as the model's class indices
+        split = Split(split.images, index[split.labels])
+    epoch = meta.get("epoch")
     print(f"model: {args.model}" + (f" (saved at epoch {epoch})" if epoch else ""))
     print(f"data: {printable(args.data)}, {name} split, {len(split)} images, "
-          f"{ds.num_classes} classes")  # fmt: skip
-    t = 0.5 if model.threshold is None else model.threshold
+          f"{len(class_names)} classes")  # fmt: skip
+    two = len(class_names) == 2
+    if two:
+        t, source = threshold_of(model)
+        positive = model.class_names[1] if model.class_names is not None else "class 1"
+        print(f"decision: {positive} when P({positive}) >= {t:.4g} ({source})")
     for tta in [None] + ([args.tta] if args.tta else []):
         result = evaluate_split(model, split, tta=tta)
-        if ds.num_classes == 2:
+        if two:
             m = binary_metrics(result["labels"], result["probs"][:, 1], t)
-            line = (f"sensitivity {m['sensitivity']:.3f}   specificity {m['specificity']:.3f}   "
-                    f"(threshold {t:.4g})   ROC AUC {m['auc']:.3f}")  # fmt: skip
+            line = (f"accuracy {m['accuracy']:.2%}   sensitivity {m['sensitivity']:.3f}   "
+                    f"specificity {m['specificity']:.3f}   ROC AUC {m['auc']:.3f}")  # fmt: skip
         else:
             line = f"accuracy {result['accuracy']:.2%}"
             if "top5" in result:

@@ -10,7 +10,9 @@ over it, and the top classes. --method gradcam (the default) weighs the feature 
 last layer with a spatial output (--layer K picks another) by the spatial mean of the class
 score's gradient; saliency is the largest gradient of the score over each pixel's channels;
 occlusion is the drop in the class's probability when 8x8 patches over a pixel are hidden.
---target names the class explained (an index or a class name; default: the predicted one).
+--target names the class explained (an index, or a class name or one of its synonyms in any
+case, with a "did you mean" for a near miss; default: the predicted one). A long class name
+is shortened in the caption at a word, with an ellipsis.
 A folder also gets index.html, every picture in a grid. Exit code 0 when every image was
 read, 1 when some were skipped or none was given.
 
@@ -30,8 +32,8 @@ from .. import explain
 from ..data.images import read_images
 from ..data.sources import printable
 from ..io import atomic_write
-from ..plots import plot_explanation, plot_filters
-from .common import add_command, did_you_mean, image_paths, load_model, report_skipped
+from ..plots import plot_explanation, plot_filters, shorten
+from .common import add_command, class_index, image_paths, load_model, report_skipped
 
 METHODS = {  # --method: (title, function)
     "gradcam": ("Grad-CAM", explain.grad_cam),
@@ -39,6 +41,7 @@ METHODS = {  # --method: (title, function)
     "occlusion": ("occlusion", explain.occlusion),
 }
 TOP = 3  # classes listed in each picture
+CAPTION = 28  # characters of the class name under the heat map (cut at a word, with "…")
 BATCH = 64  # images read and explained at a time
 
 
@@ -74,24 +77,8 @@ def _label(model, c):
 
 
 def _target(model, text):
-    """--target: an index, or a class name (or one of its comma-separated synonyms)."""
-    if text is None:
-        return None
-    if text.lstrip("-").isdigit():
-        return int(text)
-    names = model.class_names or []
-    hits = [i for i, n in enumerate(names) if text.lower() in (n.lower(), *_synonyms(n))]
-    if len(hits) != 1:
-        why = "no class is called" if not hits else "several classes are called"
-        hint = did_you_mean(text, names) if not hits else ""
-        raise ValueError(
-            f"{why} {text!r}{hint}; give a class index (0..{len(names) - 1}) or a name"
-        )
-    return hits[0]
-
-
-def _synonyms(name):
-    return [part.strip().lower() for part in name.split(",")]
+    """--target: an index, or a class name or one of its comma-separated synonyms (any case)."""
+    return None if text is None else class_index(text, model.class_names)
 
 
 def _png_name(path, root, method, used):
@@ -116,11 +103,11 @@ def run_explain(args):
     title, method = METHODS[args.method]
     options = {"layer": args.layer} if args.method == "gradcam" else {}
     folder = args.image if os.path.isdir(args.image) else None
+    target = _target(model, args.target)  # a class the model lacks: said before any work
     paths = image_paths([args.image])
     os.makedirs(args.out, exist_ok=True)
     used, entries, skipped = set(), [], []
     try:
-        target = _target(model, args.target)
         for start in range(0, len(paths), BATCH):
             batch, images, missed = read_images(paths[start : start + BATCH], S, C)
             skipped += missed
@@ -131,7 +118,7 @@ def run_explain(args):
             probs = model.predict_proba(images)  # (n, K)
             for path, image, heat, p in zip(batch, images, maps, probs):
                 t = int(p.argmax()) if target is None else target
-                caption = f"{_label(model, t)[:28]}  {p[t]:.1%}"
+                caption = f"{shorten(_label(model, t), CAPTION)}  {p[t]:.1%}"
                 heading = f"{title}: {printable(os.path.basename(path))}"
                 if args.method == "occlusion":  # probability drops: the positive part, scaled
                     peak = float(heat.max())

@@ -12,8 +12,14 @@ image: its path, then its --top-k classes with their probabilities.
 
 A two-class model prints P(class 1) and the decision instead: class 1 when P(class 1) is at
 least the threshold stored in the model file (chosen on validation by `minicnn train
---screening`; 0.5 without one). Its --csv has the columns image, decision, P(class 1),
-threshold; otherwise image, rank, class, probability.
+--screening`; 0.5 without one), and says which threshold decided, and what 0.5 would say
+when it differs:
+
+    P(pneumonia) 89.79% -> normal (below the threshold 0.9795 chosen on validation; 0.5
+    would say pneumonia)
+
+Its --csv has the columns image, decision, P(class 1), threshold, threshold from, decision
+at 0.5; otherwise image, rank, class, probability.
 
 Exit code 0 when every image was read; 1 when some were skipped (each is named on stderr,
 and the others are still predicted) or none was given.
@@ -32,6 +38,7 @@ from .common import (
     load_model,
     positive_int,
     report_skipped,
+    threshold_of,
 )
 
 BATCH = 256  # images read and predicted at a time: any number of images fits in memory
@@ -60,9 +67,9 @@ def predict(args):
     two = num_classes(model.output_shape(model.input_shape)[-1], model.output) == 2
     if two:
         names = names or ["class 0", "class 1"]
-        t = 0.5 if model.threshold is None else model.threshold
-        chosen = "chosen on validation" if model.threshold is not None else "the default"
-        rows = [["image", "decision", f"P({names[1]})", "threshold"]]
+        t, source = threshold_of(model, detail=False)  # short
+        rows = [["image", "decision", f"P({names[1]})", "threshold", "threshold from",
+                 "decision at 0.5"]]  # fmt: skip
     for start in range(0, len(paths), BATCH):
         batch, images, missed = read_images(paths[start : start + BATCH], S, C)  # as in training
         skipped += missed
@@ -73,9 +80,10 @@ def predict(args):
         for path, p in zip(batch, probs):
             print(printable(path))
             if two:  # the decision: class 1 when P(class 1) >= t
-                decided = names[int(p[1] >= t)]
-                print(f"  P({names[1]}) {p[1]:7.2%}  ->  {decided}  (threshold {t:.4g}, {chosen})")
-                rows.append([printable(path), decided, f"{p[1]:.6f}", f"{t:.6g}"])
+                decided, at_half = names[int(p[1] >= t)], names[int(p[1] >= 0.5)]
+                print(f"  P({names[1]}) {p[1]:.2%} -> {decided} "
+                      f"({_why(p[1], t, source, decided, at_half)})")  # fmt: skip
+                rows.append([printable(path), decided, f"{p[1]:.6f}", f"{t:.6g}", source, at_half])
                 continue
             for rank, c in enumerate(np.argsort(-p, kind="stable")[:k], start=1):
                 label = names[c] if names is not None and c < len(names) else f"class {c}"
@@ -85,3 +93,10 @@ def predict(args):
         write_csv(args.csv, rows)  # through a temporary file: never half a table
         print(f"wrote {args.csv}")
     return report_skipped(skipped, len(paths))
+
+
+def _why(p, t, source, decided, at_half):
+    """Which threshold decided, and what 0.5 would have said when it differs."""
+    side = "at or above" if p >= t else "below"
+    other = f"; 0.5 would say {at_half}" if at_half != decided else ""
+    return f"{side} the threshold {t:.4g} {source}{other}"

@@ -2,15 +2,16 @@
 
     minicnn summary runs/paper-synthetic/model.npz
 
-Printed: the layer table (each layer, its output shape and parameters, the totals), the
-input (channels and size) and the output head, the class names (the first 10), the
-normalisation stored with the model, a two-class model's decision threshold, and the epoch
-the file was saved at.
+Printed: the layer table (each layer, its output shape and parameters, the totals, split
+into trainable and non-trainable (frozen) parameters), the input (channels and size) and the
+output head, the class names (the first 10, each quoted: a name may hold commas), the
+normalisation stored with the model (4 significant digits), a two-class model's decision
+threshold and where it comes from, and the epoch the file was saved at.
 """
 
-import numpy as np
+from .common import add_command, load_model, quoted, threshold_of
 
-from .common import add_command, load_model
+SHOWN = 10  # class names listed
 
 
 def add_commands(commands):
@@ -22,6 +23,11 @@ def add_commands(commands):
     s.set_defaults(run=summary)
 
 
+def numbers(values):
+    """Per-channel values as written: 4 significant digits, no float32 noise ('0.4802')."""
+    return ", ".join(f"{float(v):.4g}" for v in values)
+
+
 def summary(args):
     model = load_model(args.model)
     print(f"model: {args.model}")
@@ -30,14 +36,13 @@ def summary(args):
     names = model.class_names
     print(f"input: {C} channel(s), {S}x{S}; output: {model.output}")
     if names is not None:
-        shown = ", ".join(names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
-        print(f"classes: {shown}")
+        print(f"classes: {quoted(names, SHOWN)}")
     if model.mean is not None:
-        print(f"normalisation: mean {np.round(model.mean, 4).tolist()}, "
-              f"std {np.round(model.std, 4).tolist()} (0..1 pixel scale)")  # fmt: skip
+        print(f"normalisation: mean {numbers(model.mean)}; std {numbers(model.std)} "
+              "(0..1 pixel scale)")  # fmt: skip
     if model.threshold is not None and names is not None and len(names) == 2:
-        print(f"decision: {names[1]} when P({names[1]}) >= {model.threshold:.4g} "
-              "(chosen on validation)")  # fmt: skip
+        t, source = threshold_of(model)
+        print(f"decision: {names[1]} when P({names[1]}) >= {t:.4g} ({source})")
     meta = getattr(model, "metadata", {}) or {}
     if "epoch" in meta:
         print(f"saved at epoch {meta['epoch']}")

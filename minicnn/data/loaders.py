@@ -93,7 +93,7 @@ def load(
     for name in asked:
         for role, idx in choice[name] or ():
             want[role] = np.union1d(want.get(role, np.zeros(0, np.int64)), idx).astype(np.int64)
-    read, skipped = listing.read(want)
+    read, skipped = listing.read(want) if want else ({}, [])  # nothing to decode or cache
     shape = (channels, image_size, image_size)
     out = {name: _assemble(choice[name], read, listing.labels, shape) for name in asked}
     train, val, test = (out.get(name) for name in SPLITS)

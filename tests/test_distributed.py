@@ -343,3 +343,17 @@ def test_sigterm_under_mpiexec_stops_every_rank_and_the_run_resumes(mpiexec, tmp
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert resumed.stdout.count("resumed from run/checkpoint.npz after step 2 of epoch 2") == 1
     assert (tmp_path / "run" / "history.csv").read_text().count("\n") == 3  # header, 2 epochs
+
+
+def test_a_refusal_of_rank_0_before_training_ends_every_rank(mpiexec, tmp_path):
+    """--resume without a checkpoint: rank 0 says so, and rank 1 ends too instead of waiting
+    for it in the first exchange (MINICNN_MPI_TIMEOUT would end it only after 30 s)."""
+    args = [mpiexec, "-n", "2", sys.executable, "-m", "minicnn", "train", "--resume"]
+    done, seconds = launch([*args, "--out", "none", "--no-progress"], 60, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: --resume: no checkpoint in none (checkpoint.npz not found): check --out, or "
+        "train without --resume to start a run"
+    ]
+    assert seconds < 20 and not (tmp_path / "none").exists()

@@ -11,7 +11,7 @@ import os
 import socket
 import time
 
-from ..distributed import world
+from ..distributed import DistributedError, world
 from ..saving.checkpoint import checkpoint_info
 from .common import CommandError
 
@@ -41,8 +41,12 @@ class RunFolder:
         self.checkpoint = self.file(CHECKPOINT)
         self.model = self.file("model.npz")
         self._fd = None
-        if not world().is_root:  # under mpiexec, rank 0 alone makes, locks and fills it
-            return
+        try:  # under mpiexec, rank 0 alone makes, locks and fills it; the others learn if
+            world().on_root(lambda: self._open(resume))  # it failed, rather than wait
+        except DistributedError:  # rank 0 said why
+            raise SystemExit(1) from None
+
+    def _open(self, resume):
         os.makedirs(self.path, exist_ok=True)
         self._fd = _lock(self.file(self.LOCK), self.path)
         atexit.register(self.release)

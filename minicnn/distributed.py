@@ -10,7 +10,8 @@ forces it, `distributed=False` turns it off), through the callback DataParallel 
    and keeps its part of it, B // P images, the first B % P ranks one more;
 2. forward and backward on the part, with the loss gradient scaled by the part's share of the
    global batch (n_r / B), so that a rank's gradients are its share of the global batch's mean;
-3. allreduce_gradients: ONE exchange per step of all gradients in one flat buffer, summed;
+3. allreduce_gradients: ONE exchange per step of all gradients in one flat buffer, summed
+   (with the batch's loss and hits, and each rank's vote to stop on a signal: preemption.py);
 4. the same optimizer step on every rank: weights and optimizer state stay identical on all
    ranks without being sent again. Rank 0 alone prints and writes files.
 With sync_batchnorm, sync_batchnorm() makes each BatchNorm's statistics and sums those of the
@@ -51,6 +52,8 @@ class DataParallel:
     (validate); as a callback it starts the run (rank 0's weights everywhere, BatchNorm
     synchronised, a line `data-parallel: P ranks x T threads`), seeds each rank's Dropout,
     sums the gradients between backward and the step, and ends the synchronisation.
+    preemption: fit's Preemption callback (or None), whose votes are summed with the gradients
+    so that every rank stops after the same step.
     """
 
     def __init__(self, ranks, optimizer, seed=0, sync_batchnorm=False, say=None):
@@ -59,16 +62,19 @@ class DataParallel:
         self.summed = []  # Parameters whose gradients synchronised BatchNorm sums itself
         self.global_size = None  # images in the current global batch
         self.loss = None
+        self.preemption = None
 
     def agree(self, model, train, val, **settings):
         """DistributedError on every rank unless they have the same data and settings."""
         self.group.agree(model, train, val, **settings)
 
     def batches(self, train_batches, n, batch_size):
-        """train_batches(epoch, part) -> the epoch's batches of this rank's part."""
+        """train_batches(epoch, skip, part) -> the epoch's batches of this rank's part, after
+        the first `skip`."""
 
-        def parts(epoch):
-            for step, (x, y) in enumerate(train_batches(epoch, part=self.group.part)):
+        def parts(epoch, skip=0):
+            own = train_batches(epoch, skip=skip, part=self.group.part)
+            for step, (x, y) in enumerate(own, start=skip):
                 self.global_size = min(batch_size, n - step * batch_size)
                 if self.loss is not None:
                     self.loss.share = self.group.share(self.loss.loss_fn, y, self.global_size)
@@ -106,9 +112,13 @@ class DataParallel:
         self.group.seed_dropout(model, self.seed, epoch)
 
     def on_backward_end(self, step, logs, model):
-        summed = self.group.allreduce_gradients(model, logs["loss"], logs["hits"], skip=self.summed)
+        votes = self.preemption.vote() if self.preemption else []
+        summed = self.group.allreduce_gradients(model, logs["loss"], logs["hits"], *votes,
+                                                skip=self.summed)  # fmt: skip
         logs["loss"], logs["hits"] = summed[0], int(summed[1])
         logs["size"] = self.global_size
+        if self.preemption:
+            self.preemption.votes = summed[2:]  # the same on every rank
 
     def on_train_end(self, model, history):
         if self.summed:

@@ -86,6 +86,10 @@ class Group:
         An exception there is raised on rank 0 and, as DistributedError, on the others."""
         return fn()
 
+    def gather(self, value):
+        """A JSON-ready value from every rank, as a list in rank order, on every rank."""
+        return [value]
+
     def seed_dropout(self, model, seed, epoch):
         """Per-rank Dropout streams for an epoch, from (seed, epoch, rank) (P > 1 only)."""
 
@@ -298,6 +302,9 @@ class MPIGroup(Group):
         if failed:
             raise DistributedError(f"rank 0 failed: {failed}")
         return json.loads(self._broadcast_text(json.dumps(result)))
+
+    def gather(self, value):
+        return [json.loads(text) for text in self._gather_text(json.dumps(value))]
 
     def seed_dropout(self, model, seed, epoch):
         for i, layer in enumerate(leaves(model.layers)):

@@ -14,6 +14,7 @@ import time
 import zlib
 
 import numpy as np
+from signal_at import SignalAt
 
 import minicnn
 import minicnn.train
@@ -23,6 +24,7 @@ from minicnn.data import Split
 from minicnn.distributed import DistributedError
 from minicnn.gradcheck import rel_error
 from minicnn.layers.nested import walk
+from minicnn.training.preemption import TrainingInterrupted
 
 dist = distributed.world()
 batches = minicnn.training.loop.batches
@@ -132,6 +134,30 @@ def resume(folder):
     return out
 
 
+def preempted(folder):
+    """SIGTERM reaches rank 1 alone after step 2 of epoch 2: its vote goes out with step 3's
+    gradients, so both ranks stop after step 3; rank 0 writes. Resumed, the run ends with
+    the bits of the uninterrupted one (Dropout and augmentation draw per-rank streams)."""
+    paper, data = minicnn.models.paper, split(32, seed=5)
+    aug = minicnn.data.Augment(flip=0.5, shift=0.1)
+    kw = dict(dtype=np.float32, batch_size=8, data=data, dropout=0.5, seed=1, augment=aug)
+    whole, _ = train(paper, distributed=None, epochs=2, **kw)
+    path = os.path.join(folder, "preempted.npz")
+    stop = None
+    try:
+        train(paper, distributed=None, epochs=2, checkpoint=path,
+              callbacks=[SignalAt(2, 2, signal.SIGTERM, rank=1)], **kw)  # fmt: skip
+    except TrainingInterrupted as e:
+        stop = [e.epoch, e.step, e.exit_code]
+    resumed, history = train(paper, distributed=None, epochs=2, checkpoint=path, resume=True,
+                             **kw)  # fmt: skip
+    return {
+        "stopped": dist.gather(stop),
+        "bit_identical": all(np.array_equal(a, b) for a, b in zip(whole, resumed)),
+        "epochs": [row["epoch"] for row in history],
+    }
+
+
 def synced_then_plain(folder):
     """A synced run that saves its best model: the file holds plain BatchNorm2D records, and
     afterwards the layers are plain again (no method of the run left on them)."""
@@ -172,6 +198,7 @@ def suite(folder):
     os.makedirs(mine, exist_ok=True)
     results["resume"] = resume(mine)
     results["synced_then_plain"] = synced_then_plain(mine)
+    results["preempted"] = preempted(mine)
     results["validation"] = same_validation()
     results["batch_of_1"] = refusal(lambda: train(paper, np.float32, None, batch_size=1))
     theirs = split(40)

@@ -204,7 +204,7 @@ def test_data_parallel_parts_and_shares_of_a_batch():
     split = Split(np.zeros((10, 3, 2, 2), np.uint8), np.array([0, 1] * 5))
     seen = []
 
-    def train_batches(epoch, part=None):
+    def train_batches(epoch, skip=0, part=None):
         return batches(split, 4, shuffle=False, part=part)
 
     for x, y in parallel.batches(train_batches, len(split), 4)(1):
@@ -260,6 +260,12 @@ def test_resume_at_two_ranks_and_from_one_process(suite):
     assert resume["two_ranks_bit_identical"]
     assert resume["from_one_process"] == [1, 2] and resume["first_epoch_kept"]
     assert resume["files_of_rank_1"] == ""  # rank 0 alone wrote the checkpoints
+
+
+def test_a_signal_on_one_rank_stops_every_rank_after_the_same_step(suite):
+    preempted = suite["preempted"]
+    assert preempted["stopped"] == [[2, 3, 143], [2, 3, 143]]  # rank 1's vote, one step on
+    assert preempted["bit_identical"] and preempted["epochs"] == [1, 2]
 
 
 def test_refusals_name_the_problem_and_the_rank(suite):
@@ -327,3 +333,39 @@ def test_train_paper_on_two_ranks_like_one_process(mpiexec, tmp_path):
     assert results[1]["data_parallel"] == {"ranks": 2, "threads": threads} and threads >= 1
     assert f"data-parallel: 2 ranks x {threads} threads" in two.stdout
     assert results[0]["data_parallel"]["ranks"] == 1
+
+
+def test_sigterm_under_mpiexec_stops_every_rank_and_the_run_resumes(mpiexec, tmp_path):
+    """`minicnn train` on 2 ranks: SIGTERM reaches rank 1 alone (tests/signal_at.py) after
+    step 1 of epoch 2; every rank stops after step 2, rank 0 writes the checkpoint and says
+    how to continue, and the job ends with 143. The command it prints resumes the run."""
+    args = ["--per-class", "8", "--classes", "3", "--image-size", "32", "--epochs", "2"]
+    args += ["--batch-size", "8", "--no-progress", "--out", "run"]
+    signal_at = [os.path.join(ROOT, "tests", "signal_at.py"), "2", "1", "SIGTERM", "1"]
+    cut, _ = launch([mpiexec, "-n", "2", sys.executable, *signal_at, "-m", "minicnn", "train",
+                     *args], 120, cwd=tmp_path)  # fmt: skip
+    assert cut.returncode == 143, cut.stdout + cut.stderr
+    lines = [line for line in cut.stdout.splitlines() if line.startswith("SIGTERM: ")]
+    assert len(lines) == 1, cut.stdout  # rank 0 alone says it
+    assert lines[0].startswith("SIGTERM: stopped after step 2 of epoch 2; checkpoint ")
+    command = lines[0].split("continue with: ")[1]
+    assert command.startswith("mpiexec -n 2 python -m minicnn train ") and "--resume" in command
+    resumed, _ = launch([mpiexec, "-n", "2", sys.executable, "-m", "minicnn", "train", *args,
+                         "--resume"], 120, cwd=tmp_path)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert resumed.stdout.count("resumed from run/checkpoint.npz after step 2 of epoch 2") == 1
+    assert (tmp_path / "run" / "history.csv").read_text().count("\n") == 3  # header, 2 epochs
+
+
+def test_a_refusal_of_rank_0_before_training_ends_every_rank(mpiexec, tmp_path):
+    """--resume without a checkpoint: rank 0 says so, and rank 1 ends too instead of waiting
+    for it in the first exchange (MINICNN_MPI_TIMEOUT would end it only after 30 s)."""
+    args = [mpiexec, "-n", "2", sys.executable, "-m", "minicnn", "train", "--resume"]
+    done, seconds = launch([*args, "--out", "none", "--no-progress"], 60, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: --resume: no checkpoint in none (checkpoint.npz not found): check --out, or "
+        "train without --resume to start a run"
+    ]
+    assert seconds < 20 and not (tmp_path / "none").exists()

@@ -99,7 +99,7 @@ def test_resume_from_a_truncated_checkpoint_is_one_line_and_changes_nothing(run_
 def test_resume_from_a_checkpoint_of_another_architecture(run_folder):
     before = snapshot(run_folder)
     result = train(run_folder, "--epochs", "2", "--resume", "--preset", "paper13")
-    one_error_line(result, "checkpoint.npz was written for another architecture", "--preset")
+    one_error_line(result, "checkpoint.npz was trained with --preset paper, not --preset paper13")
     assert snapshot(run_folder) == before
 
 

@@ -2,16 +2,28 @@
 
 A second training on the same folder refuses at once, naming the holder; a lock left by a
 run that crashed (kill -9 included) is no obstacle, since the operating system drops it.
+check_resume compares a --resume's settings with those its checkpoint was trained with.
 """
 
 import atexit
+import json
 import os
 import socket
 import time
 
-from .. import io
-from ..distributed import world
+from ..distributed import DistributedError, world
+from ..saving.checkpoint import checkpoint_info
 from .common import CommandError
+
+CHECKPOINT = "checkpoint.npz"
+# --resume: options that make another run if changed (the network, the data and its order,
+# what a step is): refused. Options not compared: where files go and how the run is shown.
+# Any other option may change (--epochs extends the run, --lr, ...): the value given is used.
+RESUME_FIXED = ("preset", "screening", "output", "classes", "image_size", "per_class", "seed",
+                "batch_size", "optimizer", "schedule", "warmup_epochs", "dropout", "init",
+                "head_epochs", "keep_frozen", "keep_statistics", "fold_gray")  # fmt: skip
+RESUME_NOT_COMPARED = ("out", "resume", "no_progress", "no_cache", "workers", "debug",
+                       "data_name", "download", "pos_weight")  # fmt: skip
 
 
 class RunFolder:
@@ -26,11 +38,15 @@ class RunFolder:
 
     def __init__(self, path, resume=False):
         self.path = os.fspath(path)
-        self.checkpoint = self.file("checkpoint.npz")
+        self.checkpoint = self.file(CHECKPOINT)
         self.model = self.file("model.npz")
         self._fd = None
-        if not world().is_root:  # under mpiexec, rank 0 alone makes, locks and fills it
-            return
+        try:  # under mpiexec, rank 0 alone makes, locks and fills it; the others learn if
+            world().on_root(lambda: self._open(resume))  # it failed, rather than wait
+        except DistributedError:  # rank 0 said why
+            raise SystemExit(1) from None
+
+    def _open(self, resume):
         os.makedirs(self.path, exist_ok=True)
         self._fd = _lock(self.file(self.LOCK), self.path)
         atexit.register(self.release)
@@ -45,10 +61,10 @@ class RunFolder:
 
     def kept(self):
         """What a failed or interrupted run leaves to resume from, in words."""
-        epoch = io.checkpoint_epoch(self.checkpoint)
-        if epoch is None:
+        info = checkpoint_info(self.checkpoint)
+        if info is None:
             return "no checkpoint had been written"
-        return f"the checkpoint of epoch {epoch}, {self.checkpoint}, is intact"
+        return f"the checkpoint of {where(info)}, {self.checkpoint}, is intact"
 
     def release(self):
         if self._fd is not None:
@@ -99,3 +115,52 @@ def _lock(path, folder):
     when = time.strftime("%Y-%m-%d %H:%M:%S")
     os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {when}\n".encode())
     return fd
+
+
+def where(info):
+    """ "epoch 3", or "step 17 of epoch 4" for a checkpoint written inside an epoch."""
+    if info["step"]:
+        return f"step {info['step']} of epoch {info['epoch'] + 1}"
+    return f"epoch {info['epoch']}"
+
+
+def _option(key, value):
+    return f"--{key.replace('_', '-')} {value}"
+
+
+def check_resume(folder, settings):
+    """Before any work, for --resume: CommandError unless `folder` holds a checkpoint whose
+    RESUME_FIXED settings are those given; a note naming each other setting that differs,
+    and the value used. settings: the run's options (vars(args), the recipe filled)."""
+    path = os.path.join(folder, CHECKPOINT)
+    if not os.path.exists(path):
+        raise CommandError(
+            f"--resume: no checkpoint in {folder} ({CHECKPOINT} not found): check --out, "
+            "or train without --resume to start a run"
+        )
+    info = checkpoint_info(path)
+    if info is None:
+        return  # unreadable: loading it says why, and that nothing was changed
+    saved = info["settings"]
+    if saved is None:
+        print(f"note: {path} holds no settings (an older minicnn wrote it): nothing can be "
+              "compared; the options given now are used")  # fmt: skip
+        return
+    now = json.loads(json.dumps(settings))  # as the checkpoint stores them
+    differ = [k for k in now if k in saved and k not in RESUME_NOT_COMPARED and now[k] != saved[k]]
+    fixed = [k for k in differ if k in RESUME_FIXED]
+    if fixed:
+        given = ", ".join(_option(k, now[k]) for k in fixed)
+        theirs = ", ".join(_option(k, saved[k]) for k in fixed)
+        raise CommandError(
+            f"--resume: {path} was trained with {theirs}, not {given}: resume with its "
+            "settings, or train into another --out"
+        )
+    notes = []
+    for k in differ:
+        used = now[k]
+        if k == "lr" and now.get("schedule", "none") != "none":
+            used = f"{saved[k]} (the schedule goes on from its state)"
+        notes.append(f"{_option(k, now[k])} (checkpoint: {saved[k]}; used: {used})")
+    if notes:
+        print("note: --resume with other settings than the checkpoint's: " + ", ".join(notes))

@@ -32,28 +32,42 @@ roc.png is drawn. Without --data: a grayscale two-class synthetic set, imbalance
 Without --screening, a two-class data set is reported the same way.
 
 --out (default runs/<preset>-<data set>; --screening: runs/xray-<data set>) receives
-model.npz (the best epoch by validation accuracy), checkpoint.npz (the last epoch, for
---resume), history.csv, curves.png, confusion.csv, confusion.png (up to 20 classes) and
-results.json. The folder is locked while a training runs in it. --init MODEL.npz fine-tunes a
-trained model: its layers under a new head, the head alone for --head-epochs, then every
-layer. Under mpiexec -n N the batches are shared by N processes (data-parallel).
+model.npz (the best epoch by validation accuracy), checkpoint.npz (the last epoch, or the
+step a signal stopped the run at, for --resume), history.csv, curves.png, confusion.csv,
+confusion.png (up to 20 classes) and results.json. The folder is locked while a training
+runs in it. --init MODEL.npz fine-tunes a trained model: its layers under a new head, the
+head alone for --head-epochs, then every layer. Under mpiexec -n N the batches are shared
+by N processes (data-parallel).
+
+SIGTERM (Slurm at a time limit, Kubernetes, systemd) or Ctrl-C stops the run after the step
+in progress: the checkpoint of that step is written, one line says how to continue (the same
+command with --resume), and the exit code is 143 (SIGTERM) or 130 (SIGINT); Ctrl-C twice
+stops at once. --resume continues at that step and ends with the same weights as a run never
+stopped. It refuses a --out without checkpoint.npz, and settings that make another run
+(--preset, --image-size, --classes, --batch-size, --seed, --optimizer, --schedule, ...);
+other settings that differ from the checkpoint's (--epochs extends the run, --lr, ...) are
+named, with the value used.
 """
 
+import os
+import shlex
+import sys
 import time
 
 import numpy as np
 
 from .. import kernels_compiled
 from ..data import channel_stats
-from ..distributed import world
+from ..distributed import DistributedError, world
 from ..io import ModelFileError, save
 from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy
 from ..train import SaveBest
 from ..train import fit as train_fit
+from ..training.preemption import TrainingInterrupted
 from . import options, run_data, transfer
 from .common import CommandError, add_command, describe, errors_as_one_line, positive_int
 from .results import write_results
-from .run_folder import RunFolder
+from .run_folder import RunFolder, check_resume
 
 CLASSES = 20  # classes of the synthetic stand-in (--classes)
 SCREENING_STAND_IN = {"epochs": 8}  # the two-class stand-in learns in fewer than the paper's 20
@@ -145,7 +159,13 @@ def settle(args):
         if getattr(args, "balance", None) is not None:
             raise CommandError("--balance is for --screening (two classes, one sigmoid unit)")
         args.output, args.classes = args.output or "softmax", args.classes or CLASSES
-    return options.prepare(args, SCREENING_STAND_IN if args.screening else None)
+    options.prepare(args, SCREENING_STAND_IN if args.screening else None)
+    if args.resume:  # before any work: a checkpoint to resume, and with which settings
+        try:  # rank 0 reads it; under MPI the others learn whether it failed
+            world().on_root(lambda: check_resume(out_folder(args), vars(args)))
+        except DistributedError:  # rank 0 said why
+            raise SystemExit(1) from None
+    return args
 
 
 def out_folder(args):
@@ -220,7 +240,9 @@ def fit(model, loss_fn, optimizer, data, args, run, settings, augment=None, sche
     """minicnn.fit over data.train, best epoch on data.val to run.model, checkpoint each epoch.
 
     Returns (history, seconds). A write error, a checkpoint that cannot be resumed or an
-    interruption ends the program with one line that says what is kept.
+    interruption ends the program with one line that says what is kept. SIGTERM or SIGINT
+    (Ctrl-C) stops the run after the step in progress, with its checkpoint, one line saying
+    how to continue, and exit code 128 + the signal's number (143, 130).
     """
     print(
         f"\ntraining {transfer.network(vars(args))} ({model.output} head) for {args.epochs} "
@@ -230,6 +252,7 @@ def fit(model, loss_fn, optimizer, data, args, run, settings, augment=None, sche
     if not kernels_compiled():
         print("(first run: Numba is compiling minicnn's kernels, a few seconds, once)")
     t0 = time.perf_counter()
+    model.metadata = settings  # kept in the checkpoint too, for --resume to compare
     try:
         history = train_fit(
             model,
@@ -248,7 +271,11 @@ def fit(model, loss_fn, optimizer, data, args, run, settings, augment=None, sche
             progress=not args.no_progress,
             callbacks=[SaveBest(run.model, metadata=settings)],
         )
-    except KeyboardInterrupt:
+    except TrainingInterrupted as e:
+        print(f"\n{e.signal_name}: stopped after step {e.step} of epoch {e.epoch}; checkpoint "
+              f"{e.checkpoint}; continue with: {resume_command()}", flush=True)  # fmt: skip
+        raise SystemExit(e.exit_code) from None
+    except KeyboardInterrupt:  # before the first step, or Ctrl-C twice
         raise SystemExit(f"\ninterrupted; continue with --resume ({run.kept()})") from None
     except OSError as e:
         raise CommandError(f"{describe(e)}; {run.kept()}") from e
@@ -257,6 +284,21 @@ def fit(model, loss_fn, optimizer, data, args, run, settings, augment=None, sche
     if data.val is None and world().is_root:  # no best epoch to pick: keep the last one
         save(model, run.model, metadata=settings)
     return history, time.perf_counter() - t0
+
+
+def resume_command(argv=None):
+    """The command line that continues this run: the one given, with --resume."""
+    argv = list(sys.argv if argv is None else argv)
+    program, options = argv[0], argv[1:]
+    if os.path.basename(program) == "__main__.py":  # python -m minicnn
+        words = ["python", "-m", "minicnn"]
+    elif program.endswith(".py"):  # an example script
+        words = ["python", program]
+    else:  # the installed command
+        words = [os.path.basename(program)]
+    if world().size > 1:
+        words = ["mpiexec", "-n", str(world().size), *words]
+    return shlex.join(words + options + ([] if "--resume" in options else ["--resume"]))
 
 
 # ----------------------------------------------------------------------------- the command

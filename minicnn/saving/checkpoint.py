@@ -2,8 +2,13 @@
 
 checkpoint.npz          the model file's arrays and record (record.py), and:
     "optim.m.0", ...    the optimizer's state arrays (Adam: m and v; SGD: velocity)
-    the record also holds the epoch, the history, the optimizer's scalars (Adam's step count
-    t), every Dropout layer's generator state and whatever the trainer adds (its seed).
+    the record also holds the epoch, the step, the history, the optimizer's scalars (Adam's
+    step count t), every Dropout layer's generator state, the run's settings (the model's
+    `metadata`) and whatever the trainer adds (its seed).
+
+epoch is the last finished epoch and step the steps taken since: 0 after an epoch's end, k
+for a run stopped after step k of the next epoch. A checkpoint without a step (written before
+steps were kept) is one of an epoch's end.
 """
 
 from ..layers import Dropout
@@ -56,14 +61,17 @@ def set_dropout_states(model, states):
         layers[key].rng.bit_generator.state = state
 
 
-def save_checkpoint(path, model, optimizer, epoch, history, extra=None):
+def save_checkpoint(path, model, optimizer, epoch, history, extra=None, step=0):
     """Write everything needed to continue training after `epoch` (1-based) to `path`.
 
-    extra: JSON-serialisable dict kept in the record (the trainer stores its seed there).
+    step: the steps taken in epoch + 1 (0: at the end of `epoch`); extra: JSON-serialisable
+    dict kept in the record (the trainer stores its seed there). The model's `metadata`
+    attribute (a dict: the run's settings), if any, is kept as the record's metadata.
     """
-    record = model_record(model)
+    record = model_record(model, metadata=getattr(model, "metadata", None))
     record["format"] = CHECKPOINT_FORMAT
     record["epoch"] = int(epoch)
+    record["step"] = int(step)
     record["history"] = list(history)
     record["dropout_states"] = dropout_states(model)
     record["optimizer"] = {"type": type(optimizer).__name__, "scalars": {}, "lists": {}}
@@ -86,7 +94,8 @@ def load_checkpoint(path, model, optimizer):
     The model must have the checkpoint's architecture and the optimizer its type; the file
     is checked as `load` checks a model, and its optimizer arrays against the parameters,
     before anything is read into the objects.
-    Returns a dict: epoch (last finished, 1-based), history (list of dicts), extra.
+    Returns a dict: epoch (last finished, 1-based), step (taken since; 0 in a checkpoint of an
+    epoch's end, and in older ones), history (list of dicts), extra.
     """
     with Archive(path) as archive:
         path = archive.path
@@ -128,13 +137,17 @@ def load_checkpoint(path, model, optimizer):
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise ModelFileError(f"{path}: its optimizer or Dropout state does not fit: {e}") from None
     set_weights(path, model, arrays)
-    return {"epoch": record["epoch"], "history": record["history"], "extra": record["extra"]}
+    step = record.get("step", 0)
+    return {"epoch": record["epoch"], "step": step, "history": record["history"],
+            "extra": record["extra"]}  # fmt: skip
 
 
 def _check_checkpoint_record(path, record):
     """The JSON types of what a checkpoint adds to a model record."""
     require(path, record, ("epoch", "history", "optimizer", "dropout_states"))
     kind(path, record, "epoch", lambda v: is_int(v) and v >= 0, "an epoch number")
+    if "step" in record:  # older checkpoints have none: an epoch's end
+        kind(path, record, "step", lambda v: is_int(v) and v >= 0, "a step number")
     kind(path, record, "history", list_of(is_dict), "a list of dicts")
     kind(path, record, "extra", is_dict, "a dict")
     layers = walk_records(record["layers"])
@@ -164,3 +177,21 @@ def checkpoint_epoch(path):
     except (ModelFileError, OSError):
         return None
     return epoch if is_int(epoch) else None
+
+
+def checkpoint_info(path):
+    """What a readable checkpoint at `path` says of its run, without loading it, else None.
+
+    Returns a dict: epoch (last finished), step (taken since), settings (the run's, as
+    stored by the trainer; None in a checkpoint that has none, such as older ones).
+    """
+    try:
+        with Archive(path) as archive:
+            record = archive.record(CHECKPOINT_FORMAT)
+    except (ModelFileError, OSError):
+        return None
+    epoch, step, settings = record.get("epoch"), record.get("step", 0), record.get("metadata")
+    if not (is_int(epoch) and is_int(step)):
+        return None
+    settings = settings if is_dict(settings) and settings else None  # older ones: {}
+    return {"epoch": epoch, "step": step, "settings": settings}

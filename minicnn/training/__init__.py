@@ -1,7 +1,7 @@
 """Training: fit (loop.py, the loop in a screen), evaluate, and the callbacks that plug in.
 
 Read loop.py first; then each callback on its own: progress.py, checkpoint.py,
-early_stopping.py, save_best.py, guard.py (callbacks.py lists the hooks).
+preemption.py, early_stopping.py, save_best.py, guard.py (callbacks.py lists the hooks).
 """
 
 from .callbacks import CallbackList
@@ -10,7 +10,8 @@ from .checks import check_inputs, check_split
 from .early_stopping import EarlyStopping
 from .evaluate import evaluate, normalize_of, num_classes_of, targets_for
 from .guard import NonFiniteGuard, TrainingDiverged
-from .loop import epoch_seed, fit, train_loop
+from .loop import EpochSums, epoch_seed, fit, train_loop
+from .preemption import Preemption, TrainingInterrupted
 from .progress import Progress, format_row
 from .save_best import SaveBest
 
@@ -18,10 +19,13 @@ __all__ = [
     "CallbackList",
     "Checkpoint",
     "EarlyStopping",
+    "EpochSums",
     "NonFiniteGuard",
+    "Preemption",
     "Progress",
     "SaveBest",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "check_inputs",
     "check_split",
     "epoch_seed",

@@ -7,7 +7,8 @@ moment, in the order of fit's list:
     on_epoch_begin(epoch, model)
     on_backward_end(step, logs, model)   gradients computed, the step not taken yet;
                                          logs: step, size, loss, hits of this batch
-    on_train_batch_end(step, logs)       after the optimizer step; logs also has lr
+    on_train_batch_end(step, logs)       after the optimizer step; logs also has lr, and
+                                         sums: the epoch so far (loop.EpochSums)
     on_epoch_end(epoch, logs, model)     logs: the epoch's history row; True: stop
     on_train_end(model, history)         when fit returns or raises
 

@@ -25,6 +25,7 @@ LEVELS = [  # lowest first; a name covers the module and, for a package, all ins
         "minicnn.io",
         "minicnn.plots",
         "minicnn.mpi",
+        "minicnn.agreement",
         "minicnn.distributed",
         "minicnn.explain",
         "minicnn.transfer",

@@ -1,66 +1,21 @@
 """The older home of minicnn.saving, kept so that `from minicnn.io import save` still works.
 
-Model files, checkpoints and results writers live in minicnn/saving/, one module each.
+Model files, checkpoints and results writers live in minicnn/saving/, one module each; every
+name this module had is looked up there when asked for (PEP 562), so the two never differ.
 """
 
-from .saving import (
-    ARRAYS_OF,
-    CHECKPOINT_FORMAT,
-    HISTORY_COLUMNS,
-    LAYER_TYPES,
-    MAX_LAYERS,
-    MAX_NESTING,
-    MAX_RECORD_CHARS,
-    MAX_SIZE,
-    MODEL_FORMAT,
-    RECORD_KEY,
-    VERSION,
-    ModelFileError,
-    WriteError,
-    atomic_savez,
-    atomic_write,
-    checkpoint_epoch,
-    dropout_states,
-    load,
-    load_checkpoint,
-    model_record,
-    save,
-    save_checkpoint,
-    set_dropout_states,
-    write_confusion_csv,
-    write_csv,
-    write_history_csv,
-)
+from . import saving
 from .saving.record import model_arrays as _model_arrays
 from .saving.validate import expected_arrays as _expected_arrays
 
-__all__ = [
-    "ARRAYS_OF",
-    "CHECKPOINT_FORMAT",
-    "HISTORY_COLUMNS",
-    "LAYER_TYPES",
-    "MAX_LAYERS",
-    "MAX_NESTING",
-    "MAX_RECORD_CHARS",
-    "MAX_SIZE",
-    "MODEL_FORMAT",
-    "RECORD_KEY",
-    "VERSION",
-    "ModelFileError",
-    "WriteError",
-    "_expected_arrays",
-    "_model_arrays",
-    "atomic_savez",
-    "atomic_write",
-    "checkpoint_epoch",
-    "dropout_states",
-    "load",
-    "load_checkpoint",
-    "model_record",
-    "save",
-    "save_checkpoint",
-    "set_dropout_states",
-    "write_confusion_csv",
-    "write_csv",
-    "write_history_csv",
-]
+__all__ = [*saving.__all__, "_expected_arrays", "_model_arrays"]
+
+
+def __getattr__(name):
+    if name in saving.__all__:
+        return getattr(saving, name)
+    raise AttributeError(f"module 'minicnn.io' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -207,6 +207,15 @@ def paper_res(num_classes=200, in_channels=3, output="softmax", image_size=64, d
     return Sequential(layers, input_shape=(in_channels, image_size, image_size), output=output)
 
 
+PHOTO_AUGMENT = {  # flips, small shifts and rotations, colour jitter (minicnn.data.Augment)
+    "flip": 0.5,
+    "rotate": 10,
+    "shift": 0.1,
+    "brightness": 0.2,
+    "contrast": 0.2,
+}
+
+
 def recipe(preset):
     """The training defaults of a preset, as a plain dict (the examples print and apply it).
 
@@ -259,13 +268,7 @@ def recipe(preset):
             # flips, small shifts and rotations, colour jitter: the "future scope" of the
             # paper, and the augmentation of a published six-conv VGG-style BatchNorm
             # network at 44.6% on Tiny ImageNet
-            "augment": {
-                "flip": 0.5,
-                "rotate": 10,
-                "shift": 0.1,
-                "brightness": 0.2,
-                "contrast": 0.2,
-            },
+            "augment": dict(PHOTO_AUGMENT),
             "dropout": 0.2,
         }
     if preset == "paper_res":
@@ -293,13 +296,7 @@ def recipe(preset):
             "min_lr": 0.0,
             "label_smoothing": 0.1,
             # paper_bn's augmentation: mixup and CutMix pay off only over hundreds of epochs
-            "augment": {
-                "flip": 0.5,
-                "rotate": 10,
-                "shift": 0.1,
-                "brightness": 0.2,
-                "contrast": 0.2,
-            },
+            "augment": dict(PHOTO_AUGMENT),
             "dropout": 0.2,
         }
     raise ValueError(

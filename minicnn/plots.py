@@ -342,19 +342,11 @@ def plot_feature_maps(maps, path, title=None, cell=48):
 POINT_COLOURS = (VAL_COLOUR, (44, 160, 44), (214, 39, 40), (148, 103, 189))  # orange, green...
 
 
-def plot_roc(fpr, tpr, path, points=(), title="ROC curve", auc=None):
-    """Write roc.png: the ROC curve (true positive rate against false positive rate).
-
-    fpr, tpr: float (M,) from metrics.roc_curve; points: [(label, fpr, tpr), ...], operating
-    points marked and named in the legend (e.g. the threshold chosen on validation, and 0.5
-    for comparison); auc: printed in the title when given. The diagonal is chance.
-    """
-    side, left, top, below = 460, 70, 50, 55 + 20 * (len(points) + 1)
-    W, H = left + side + 25, top + side + below
-    x0, y0, x1, y1 = left, top, left + side, top + side  # the plot area, a square
-    img = Image.new("RGB", (W, H), "white")
-    draw = ImageDraw.Draw(img)
-    small, normal = _font(12), _font(15)
+def _unit_square(below, side=460, left=70, top=50):
+    """A white picture with a side x side plot area for [0, 1] x [0, 1] and `below` pixels
+    under it: (img, draw, (x0, y0, x1, y1), px, py), px and py mapping [0, 1] to pixels."""
+    x0, y0, x1, y1 = left, top, left + side, top + side
+    img = Image.new("RGB", (left + side + 25, top + side + below), "white")
 
     def px(f):
         return x0 + f * (x1 - x0)
@@ -362,8 +354,22 @@ def plot_roc(fpr, tpr, path, points=(), title="ROC curve", auc=None):
     def py(t):
         return y1 - t * (y1 - y0)
 
+    return img, ImageDraw.Draw(img), (x0, y0, x1, y1), px, py
+
+
+def plot_roc(fpr, tpr, path, points=(), title="ROC curve", auc=None):
+    """Write roc.png: the ROC curve (true positive rate against false positive rate).
+
+    fpr, tpr: float (M,) from metrics.roc_curve; points: [(label, fpr, tpr), ...], operating
+    points marked and named in the legend (e.g. the threshold chosen on validation, and 0.5
+    for comparison); auc: printed in the title when given. The diagonal is chance.
+    """
+    below = 55 + 20 * (len(points) + 1)
+    img, draw, (x0, y0, x1, y1), px, py = _unit_square(below)
+    small, normal = _font(12), _font(15)
+
     heading = title if auc is None else f"{title}, AUC {auc:.3f}"
-    _text(draw, (W // 2, 12), heading, normal, "ma")
+    _text(draw, (img.width // 2, 12), heading, normal, "ma")
     for t in np.linspace(0, 1, 6):
         draw.line([(px(t), y0), (px(t), y1)], fill=GRID)
         draw.line([(x0, py(t)), (x1, py(t))], fill=GRID)
@@ -408,22 +414,13 @@ def plot_calibration(curve, path, intervals=None, title="reliability diagram", e
     on the diagonal; below it the model is too sure of class 1. Under the square, a histogram
     of how many images fall in each bin.
     """
-    side, left, top, hist = 460, 70, 50, 80
-    W, H = left + side + 25, top + side + 45 + hist + 30
-    x0, y0, x1, y1 = left, top, left + side, top + side  # the plot area, a square
-    img = Image.new("RGB", (W, H), "white")
-    draw = ImageDraw.Draw(img)
+    hist = 80
+    img, draw, (x0, y0, x1, y1), px, py = _unit_square(45 + hist + 30)
     small, normal = _font(12), _font(15)
-
-    def px(f):
-        return x0 + f * (x1 - x0)
-
-    def py(t):
-        return y1 - t * (y1 - y0)
 
     figures = [(name, v) for name, v in (("ECE", ece), ("Brier", brier)) if v is not None]
     heading = ", ".join([title] + [f"{name} {v:.3f}" for name, v in figures])
-    _text(draw, (W // 2, 12), heading, normal, "ma")
+    _text(draw, (img.width // 2, 12), heading, normal, "ma")
     for t in np.linspace(0, 1, 6):
         draw.line([(px(t), y0), (px(t), y1)], fill=GRID)
         draw.line([(x0, py(t)), (x1, py(t))], fill=GRID)

@@ -134,12 +134,14 @@ def test_config_children_and_a_sequential_branch():
     np.testing.assert_array_equal(np.maximum(seq.forward(x), 0), b.forward(x))
 
 
-def small_net(seed=0, dropout=0.0):
+def small_net(seed=0, dropout=0.0, activation="relu"):
     """stem -> identity block -> stride-2 projection block -> GAP -> dropout -> dense."""
     rng = np.random.default_rng(seed)
+    blocks = [block(4, 4, seed=seed + 1, activation=activation),
+              block(4, 6, stride=2, seed=seed + 2, activation=activation)]  # fmt: skip
     return Sequential(
         conv_bn(3, 4, rng)
-        + [block(4, 4, seed=seed + 1), block(4, 6, stride=2, seed=seed + 2)]
+        + blocks
         + [minicnn.GlobalAvgPool2D(), Dropout(dropout, rng=rng), minicnn.Dense(6, 5, rng=rng)],
         input_shape=(3, 8, 8),
     )
@@ -198,26 +200,46 @@ def n_threads(request):
     minicnn.threads.set_num_threads(before)
 
 
-@pytest.mark.parametrize("chunk", ["chunks", "tiny"])
-@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_fast_engine_equals_the_reference_on_blocks(training, chunk, n_threads, monkeypatch):
-    if chunk == "tiny":  # every image a chunk of its own
+def run(model, x, dout, fast, training=True):
+    """Output, input gradient, parameter gradients and every BatchNorm's running statistics
+    after one forward/backward pass on one engine."""
+    model.fast = fast
+    out = model.forward(x, training=training)
+    dx = model.backward(dout.astype(x.dtype), input_grad=True)
+    return [out, dx] + [p.grad.copy() for p in model.parameters()] + statistics(model)
+
+
+def statistics(model):
+    """Every BatchNorm2D's running mean and variance (copies), in walk order."""
+    bns = [lay for lay in leaves(model.layers) if isinstance(lay, BatchNorm2D)]
+    return [a.copy() for bn in bns for a in (bn.running_mean, bn.running_var)]
+
+
+@pytest.fixture(params=["chunks", "tiny"])
+def chunk(request, monkeypatch):
+    if request.param == "tiny":  # every image a chunk of its own
         monkeypatch.setattr(fast_conv, "CHUNK_FLOATS", 1)
         monkeypatch.setattr(winograd, "TILE_FLOATS", 1)
-    model = small_net(seed=5).astype(np.float64)
+    return request.param
+
+
+@pytest.mark.parametrize("activation", ["relu", None])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_fast_engine_equals_the_reference_on_blocks(training, activation, chunk, n_threads):
+    """Every step of small_net, the sum with and without ReLU after it: outputs, every
+    gradient and the running statistics after the step, float64 within 1e-12."""
     x = np.random.default_rng(6).standard_normal((5, 3, 8, 8))
     dout = np.random.default_rng(7).standard_normal((5, 5))
-
-    def run(fast):
-        model.fast = fast
-        out = model.forward(x, training=training)
-        dx = model.backward(dout, input_grad=True)
-        return [out, dx] + [p.grad.copy() for p in model.parameters()]
-
-    fast, ref = run(True), run(False)
-    assert len(fast) == 2 + len(model.parameters())
+    models = [small_net(seed=5, activation=activation).astype(np.float64) for _ in range(2)]
+    start = statistics(models[0])
+    fast, ref = run(models[0], x, dout, True, training), run(models[1], x, dout, False, training)
+    n = len(models[0].parameters())
+    assert len(fast) == 2 + n + 2 * 6  # out, dx, the parameters, 6 BatchNorms' statistics
+    assert min(np.abs(g).max() for g in ref[2 : 2 + n]) > 0  # every layer gets a gradient
+    moved = [not np.array_equal(a, b) for a, b in zip(fast[-12:], start)]
+    assert moved == [training] * 12  # training moves every running statistic, evaluation none
     assert max(rel_error(a, b) for a, b in zip(fast, ref)) < 1e-12
-    model.fast = True  # the last forward again, with no input gradient this time
+    model = models[0]  # the last forward again, with no input gradient this time
     model.forward(x, training=training)
     assert model.backward(dout) is None
     for p, g in zip(model.parameters(), fast[2:]):  # the same parameter gradients
@@ -231,9 +253,11 @@ def test_the_fast_plan_runs_a_branch_as_fused_steps():
         "ConvBNBlock", "FastResidual", "FastResidual", "GlobalAvgPool2D", "Dropout", "Dense"
     ]  # fmt: skip
     projection = steps[2][1]
-    assert [type(s).__name__ for _, s in projection.branch] == ["ConvBNBlock", "FastConv",
-                                                                "BatchNorm2D"]  # fmt: skip
-    assert [type(s).__name__ for _, s in projection.shortcut] == ["FastConv", "BatchNorm2D"]
+    assert [type(s).__name__ for _, s in projection.branch] == ["ConvBNBlock", "ConvBNBlock"]
+    assert [(i, len(s.layers)) for i, s in projection.branch] == [(0, 3), (3, 2)]
+    assert projection.branch[0][1].relu is not None and projection.branch[1][1].relu is None
+    assert [type(s).__name__ for _, s in projection.shortcut] == ["ConvBNBlock"]
+    assert projection.shortcut[0][1].layers == model[4].shortcut  # the 1x1 conv and its BN
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
     model.forward(x, training=True)  # fast: the fused branch conv keeps no values of its own
     with pytest.raises(RuntimeError, match="needs this layer's own forward"):

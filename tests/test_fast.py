@@ -391,6 +391,8 @@ def test_plan_picks_the_fast_twin_of_each_layer():
     assert [i for i, _ in steps] == [0, 1, 2, 4, 8, 9, 10, 12]
     alone = steps[6][1]  # BatchNorm with no ReLU after it
     assert alone.layers == layers[10:12] and alone.relu is None and alone.pool is None
+    with pytest.raises(ValueError, match="MaxPool2D only after a ReLU"):
+        minicnn.fast.ConvBNBlock(layers[10], layers[11], None, minicnn.MaxPool2D(2))
 
 
 def test_gradient_checks_run_on_the_reference_engine():

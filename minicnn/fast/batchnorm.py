@@ -9,8 +9,9 @@ with BatchNorm's per-channel affine map z = Y * scale + shift (scale = gamma / s
 shift = beta - mean * scale) applied by the same fused ReLU / max-pool kernels as
 ConvBlock (kernels/fused.py), or without ReLU by their twins bias_forward / bias_backward
 (the last convolution of a residual branch, and a projection shortcut, have no ReLU after
-their BatchNorm; the separate layer would cost five passes and four arrays the size of the
-activations, forward, and as many backward):
+their BatchNorm; BatchNorm2D on its own makes some seven passes over the activations and
+five new arrays of their size each way: moments, x - mean, / std, * gamma, + beta, and
+backward its sums and dx):
 
 - evaluation: mean and std are the running statistics, so BatchNorm is folded into the
   convolution: weights W * scale, bias shift. The step then costs what a ConvBlock costs,

@@ -87,7 +87,7 @@ class FastResidual:
         for _, step in self.shortcut or []:
             skip = step.forward(skip, training)
         skip = np.ascontiguousarray(skip)
-        if writable_output(self.branch[-1][1]) and z.flags.c_contiguous:
+        if writable_output(self.branch[-1][1]) and z.flags.c_contiguous and z.dtype == skip.dtype:
             out = z  # the sum goes where the branch's output was: no new array
         else:
             z = np.ascontiguousarray(z)

@@ -36,7 +36,7 @@ may add its shortcut into that array in place (fast/residual.py).
 tests/test_fast.py holds outputs, every gradient and the running statistics to the
 reference layers, with and without ReLU and pool, in training and in evaluation, float64
 within 1e-12 and float32 within rounding, at 1 and 2 threads and with chunks of one image;
-tests/test_residual.py the same inside residual blocks, frozen and with synced statistics.
+tests/test_residual_fast.py the same inside residual blocks, frozen and with synced statistics.
 """
 
 import numpy as np

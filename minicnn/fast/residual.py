@@ -19,12 +19,13 @@ and its backward, g = dout * (out > 0) down both paths, dx = branch'(g) + shortc
   itself. dx = the branch's dx + the shortcut's, added into the branch's dx when its first
   step made that array for this call (new_input_grad).
 The block computes the same sum and the same maximum as the layer, so its own part is
-exact: the fast steps inside account for all rounding differences. tests/test_residual.py
-holds outputs, every gradient and BatchNorm's running statistics to the reference layers
-(float64 within 1e-12, float32 within rounding; at 1 and 2 threads, with chunks of one
-image, in training and in evaluation, frozen and with synced BatchNorm), the kernels to
-their NumPy twins, and the steps to the promises that make writing in place safe;
-tests/test_fast.py does the same over paper_res.
+exact: the fast steps inside account for all rounding differences. Tests:
+tests/test_residual_fast.py holds outputs, every gradient and BatchNorm's running
+statistics to the reference layers (float64 within 1e-12, float32 within rounding; at 1
+and 2 threads, with chunks of one image, in training and in evaluation, frozen and with
+synced BatchNorm) and the steps to the promises that make writing in place safe;
+tests/test_fast.py does the same over paper_res; tests/test_fused.py holds the kernels to
+their NumPy twins (tests/naive.py).
 """
 
 import numpy as np

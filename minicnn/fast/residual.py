@@ -10,9 +10,9 @@ and its backward, g = dout * (out > 0) down both paths, dx = branch'(g) + shortc
   -> BatchNorm2D a ConvBNBlock without ReLU, a projection shortcut (a 1x1 Conv2D(bias=False)
   -> BatchNorm2D) one too, a Conv2D alone a FastConv, and so on;
 - the sum and the ReLU are one pass (kernels/fused.py: add_relu_forward), written into the
-  branch's output array when the branch's last step keeps no reference to it (writable_
-  output), else into a new one. No mask is stored: ReLU's backward reads it from the
-  output, which the block keeps (out > 0 exactly where the sum is);
+  branch's output array when the branch's last step keeps no reference to it
+  (writable_output), else into a new one. No mask is stored: ReLU's backward reads it
+  from the output, which the block keeps (out > 0 exactly where the sum is);
 - backward: g = dout * (out > 0) in one pass (add_relu_backward), into a new array since
   dout is the caller's. Both paths read g and no step writes into the gradient it is given
   (the layers' rule), so they share it without a copy; with no activation g is dout
@@ -53,8 +53,8 @@ def writable_output(step):
 
 
 def new_input_grad(step):
-    """True when step's backward returns an array it allocated for this call and keeps (a
-    convolution step's dx, ChunkedConv.backward), so the block may add into it."""
+    """True when step's backward returns an array it allocated for this call and does not
+    keep (a convolution step's dx, ChunkedConv.backward), so the block may add into it."""
     return type(step) in (ConvBlock, ConvBNBlock, FastConv)
 
 

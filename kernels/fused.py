@@ -15,7 +15,12 @@ after a convolution in training, BatchNorm's scale gamma / std and shift beta - 
 scale (minicnn/fast/batchnorm.py). They compute what Conv2D (+ BatchNorm), ReLU and
 MaxPool2D compute one after the other; tests/test_fused.py checks that. The backward
 kernels write all of dY (F, N, H, Wr), the gradient with respect to z, zeros in the unused
-columns.
+columns. bias_forward and bias_backward are the same without ReLU: a convolution followed by
+BatchNorm alone (the last one in a residual branch, a projection shortcut).
+
+add_relu_forward and add_relu_backward are a residual block's own epilogue (minicnn/fast/
+residual.py): out = relu(z + skip) in one pass, and dz = dout * (out > 0) in one pass, where
+NumPy takes a pass and an array for the sum, the mask and the maximum each.
 """
 
 from .jit import jit
@@ -195,3 +200,68 @@ def bias_relu_backward(dout, out, W, dY, n0, db_partial):
                     d[w] = 0
             db_partial[n, f] = acc
     return dY
+
+
+@jit
+def bias_forward(Y, n0, W, scale, shift, out):
+    """out[n, f] = Y[f, n0 + n, :, :W] * scale[f] + shift[f]: bias_relu_forward without ReLU.
+
+    Y: (F, N, H, Wr); scale, shift: (F,); out: (N, F, H, W).
+    """
+    F, N, H = Y.shape[0], out.shape[0], Y.shape[2]
+    for n in range(N):
+        for f in range(F):
+            sf, bf = scale[f], shift[f]
+            for h in range(H):
+                y, o = Y[f, n0 + n, h], out[n, f, h]
+                for w in range(W):
+                    o[w] = y[w] * sf + bf
+    return out
+
+
+@jit
+def bias_backward(dout, W, dY, n0, db_partial):
+    """dY[f, n0 + n, :, :W] = dout[n, f] (0 in columns >= W): bias_relu_backward without ReLU.
+
+    dout: (N, F, H, W); dY: (F, N', H, Wr); db_partial (N, F): per-image sums of dout.
+    """
+    F, H, Wr, N = dY.shape[0], dY.shape[2], dY.shape[3], dout.shape[0]
+    zero = dY.dtype.type(0)
+    for n in range(N):
+        for f in range(F):
+            acc = zero
+            for h in range(H):
+                g_row, d = dout[n, f, h], dY[f, n0 + n, h]
+                for w in range(W):
+                    g = g_row[w]
+                    d[w] = g
+                    acc += g
+                for w in range(W, Wr):
+                    d[w] = 0
+            db_partial[n, f] = acc
+    return dY
+
+
+@jit
+def add_relu_forward(z, skip, out):
+    """out = max(z + skip, 0), elementwise over flat arrays of one length; out may be z.
+
+    As np.maximum: NaN stays NaN (so a non-finite check downstream still sees it).
+    """
+    zero = out.dtype.type(0)
+    for i in range(out.shape[0]):
+        v = z[i] + skip[i]
+        out[i] = zero if v < 0 else v
+    return out
+
+
+@jit
+def add_relu_backward(dout, out, dz):
+    """dz = dout where out > 0, else 0 (ReLU's backward, the mask read from its output).
+
+    dout, out, dz: flat arrays of one length.
+    """
+    zero = dz.dtype.type(0)
+    for i in range(dz.shape[0]):
+        dz[i] = dout[i] if out[i] > 0 else zero
+    return dz

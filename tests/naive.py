@@ -128,3 +128,14 @@ def winograd_weights(W):
     F, C = W.shape[:2]
     U = WINOGRAD_G @ W @ WINOGRAD_G.T  # (F, C, 4, 4)
     return U.transpose(2, 3, 0, 1).reshape(16, F, C).astype(W.dtype)
+
+
+def scale_shift(Y, W, scale, shift):
+    """(N, F, H, W) = Y[f, n, :, :W] * scale[f] + shift[f], from Y (F, N, H, Wr) channel-major."""
+    return Y[..., :W].transpose(1, 0, 2, 3) * scale[:, None, None] + shift[:, None, None]
+
+
+def add_relu(z, skip):
+    """A residual block's sum and ReLU, as the layer writes them: (out, the mask out > 0)."""
+    out = np.maximum(z + skip, 0)
+    return out, out > 0

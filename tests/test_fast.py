@@ -70,7 +70,7 @@ def errors(model, x, dout, training=True):
 def convnet(kind, C, k, stride, padding, pool, pool_stride, seed):
     """A one-conv model of the kind the fast engine plans into a given step."""
     rng = np.random.default_rng(seed)
-    if kind.startswith("bn"):  # Conv2D(bias=False) -> BatchNorm2D -> ReLU [-> MaxPool2D]
+    if kind.startswith("bn"):  # Conv2D(bias=False) -> BatchNorm2D [-> ReLU [-> MaxPool2D]]
         conv = minicnn.Conv2D(C, 5, k, stride=stride, padding=padding, rng=rng, bias=False)
         bn = minicnn.BatchNorm2D(5)
         bn.gamma.data[:] = rng.uniform(0.5, 1.5, 5)
@@ -78,7 +78,8 @@ def convnet(kind, C, k, stride, padding, pool, pool_stride, seed):
         bn.running_mean[:] = rng.standard_normal(5) * 0.1
         bn.running_var[:] = rng.uniform(0.5, 2, 5)
         pool = [minicnn.MaxPool2D(pool, pool_stride)] if kind == "bn_block" else []
-        return minicnn.Sequential([conv, bn, minicnn.ReLU()] + pool)
+        relu = [] if kind == "bn" else [minicnn.ReLU()]
+        return minicnn.Sequential([conv, bn] + relu + pool)
     conv = minicnn.Conv2D(C, 5, k, stride=stride, padding=padding, rng=rng)
     conv.b.data[:] = rng.standard_normal(5) * 0.1  # non-zero biases
     layers = {
@@ -113,12 +114,13 @@ def test_fast_equals_reference_in_float64(case, kind, n_threads, chunk, layout):
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-@pytest.mark.parametrize("kind", ["bn_block", "bn_relu"])
+@pytest.mark.parametrize("kind", ["bn_block", "bn_relu", "bn"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
 def test_batchnorm_block_equals_reference_in_float64(
     case, kind, training, n_threads, chunk, layout
 ):
-    """Outputs, gradients (gamma, beta, W, x) and the running statistics after the step."""
+    """Outputs, gradients (gamma, beta, W, x) and the running statistics after the step;
+    with ReLU and pool, with ReLU, and BatchNorm alone after the convolution."""
     C, H, W, k, stride, padding, pool, pool_stride = case
     rng = np.random.default_rng(2)
     x = rng.standard_normal((5, C, H, W)) + 0.5
@@ -132,7 +134,7 @@ def test_batchnorm_block_equals_reference_in_float64(
     assert max(rel_error(a, b) for a, b in zip(*results)) <= 1e-12
 
 
-@pytest.mark.parametrize("kind", ["block", "conv", "bn_block"])
+@pytest.mark.parametrize("kind", ["block", "conv", "bn_block", "bn"])
 @pytest.mark.parametrize("case", CASES[:4], ids=lambda c: "x".join(map(str, c)))
 def test_fast_equals_reference_in_float32(case, kind, chunk, layout):
     C, H, W, k, stride, padding, pool, pool_stride = case
@@ -214,9 +216,10 @@ def res_run(model, x, dout, fast, training):
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_paper_res_equals_reference_in_float64(training, n_threads, chunk):
-    """Every step of paper_res at 32x32: the stem's ConvBNBlock, each block's branch
-    (ConvBNBlock, FastConv on Winograd, im2col and stride 2, BatchNorm2D) and projection
-    (FastConv 1x1 stride 2, BatchNorm2D), the sum and its ReLU, the head."""
+    """Every step of paper_res at 32x32: the stem's ConvBNBlock, each block's branch (a
+    ConvBNBlock with ReLU, on im2col or stride 2, then one without, on Winograd or im2col)
+    and projection (a ConvBNBlock without ReLU, 1x1 stride 2), the sum and its ReLU (in
+    place), the head."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 3, 32, 32))
     dout = rng.standard_normal((4, 7))
@@ -237,6 +240,26 @@ def test_paper_res_equals_reference_in_float32(chunk):
         worst.append(max(rel_error(a, b) for a, b in zip(fast, ref)))
     assert np.median(worst) <= 1e-5, worst
     assert max(worst) <= 1e-2, worst
+
+
+def test_the_plan_of_paper_res():
+    """The stem and every convolution with its BatchNorm (with or without ReLU) are fused
+    steps; each block's sum and ReLU is its FastResidual's own."""
+    model = minicnn.models.paper_res()
+    steps = minicnn.fast.plan(model.layers)
+
+    def kinds(steps):
+        return [(i, type(s).__name__, len(getattr(s, "layers", [s]))) for i, s in steps]
+
+    blocks = [(i, "FastResidual", 1) for i in range(4, 9)]
+    head = [(9, "GlobalAvgPool2D", 1), (10, "Dropout", 1), (11, "Dense", 1)]
+    assert kinds(steps) == [(0, "ConvBNBlock", 4)] + blocks + head
+    for _, block in steps[1:6]:
+        assert kinds(block.branch) == [(0, "ConvBNBlock", 3), (3, "ConvBNBlock", 2)]
+        assert [s.relu is None for _, s in block.branch] == [False, True]
+        projection = block.block.shortcut is not None
+        assert kinds(block.shortcut or []) == ([(0, "ConvBNBlock", 2)] if projection else [])
+    assert [s.shortcut is not None for _, s in steps[1:6]] == [False, True, True, False, True]
 
 
 def test_the_path_each_paper_res_convolution_takes():
@@ -350,6 +373,8 @@ def test_plan_picks_the_fast_twin_of_each_layer():
         minicnn.MaxPool2D(2),
         minicnn.Conv2D(2, 2, 3),  # a bias before BatchNorm: not fused
         minicnn.BatchNorm2D(2),
+        minicnn.Conv2D(2, 2, 3, bias=False),
+        minicnn.BatchNorm2D(2),
         minicnn.Flatten(),
     ]
     steps = minicnn.fast.plan(layers)
@@ -360,9 +385,14 @@ def test_plan_picks_the_fast_twin_of_each_layer():
         "ConvBNBlock",
         "FastConv",
         "BatchNorm2D",
+        "ConvBNBlock",
         "Flatten",
     ]
-    assert [i for i, _ in steps] == [0, 1, 2, 4, 8, 9, 10]
+    assert [i for i, _ in steps] == [0, 1, 2, 4, 8, 9, 10, 12]
+    alone = steps[6][1]  # BatchNorm with no ReLU after it
+    assert alone.layers == layers[10:12] and alone.relu is None and alone.pool is None
+    with pytest.raises(ValueError, match="MaxPool2D only after a ReLU"):
+        minicnn.fast.ConvBNBlock(layers[10], layers[11], None, minicnn.MaxPool2D(2))
 
 
 def test_gradient_checks_run_on_the_reference_engine():

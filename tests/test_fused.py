@@ -80,6 +80,50 @@ def test_bias_relu_kernels_match_reference(dtype, extra):
     np.testing.assert_allclose(db.sum(0), (dout * (z > 0)).sum(axis=(0, 2, 3)), rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("extra", [0, 3])
+def test_bias_kernels_without_relu_match_reference(dtype, extra):
+    """BatchNorm's scale and shift alone (no ReLU after it), images n0.. of the batch."""
+    rng = np.random.default_rng(4)
+    Y = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
+    scale, shift = rng.uniform(0.5, 2, 3).astype(dtype), rng.standard_normal(3).astype(dtype)
+    Yr, n0 = padded(Y, extra, np.nan), 1
+    out = np.full((3, 3, 5, 6), np.nan, dtype=dtype)
+    kernels.fused.bias_forward(Yr, n0, 6, scale, shift, out)
+    np.testing.assert_array_equal(out, naive.scale_shift(Y, 6, scale, shift)[n0:])
+    assert out.dtype == dtype
+    dout = rng.standard_normal((3, 3, 5, 6)).astype(dtype)
+    dY, db = np.full(Yr.shape, np.nan, dtype=dtype), np.empty((3, 3), dtype=dtype)
+    kernels.fused.bias_backward(dout, 6, dY, n0, db)
+    expected = np.full(Yr.shape, np.nan, dtype=dtype)  # image 0 left alone
+    expected[:, n0:] = padded(dout.transpose(1, 0, 2, 3), extra, 0)
+    np.testing.assert_array_equal(dY, expected)
+    np.testing.assert_allclose(db, dout.sum(axis=(2, 3), dtype=np.float64), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("in_place", [False, True], ids=["new", "in_place"])
+def test_add_relu_kernels_match_reference(dtype, in_place):
+    """relu(z + skip) and dout * (out > 0), bit for bit, with sums of exactly 0, a -0.0 and a
+    NaN (kept, as np.maximum keeps it); written over z when in place."""
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((2, 3, 4, 5)).astype(dtype)
+    skip = rng.standard_normal(z.shape).astype(dtype)
+    skip[0, 0, 0, :2] = -z[0, 0, 0, :2]  # sums of exactly zero: ReLU's kink
+    z[0, 0, 1, 0], skip[0, 0, 1, 0] = -0.0, -0.0
+    z[1, 2, 3, 4] = np.nan
+    expected, mask = naive.add_relu(z, skip)
+    out = z.copy() if in_place else np.full(z.shape, 7, dtype)
+    kernels.fused.add_relu_forward((out if in_place else z).reshape(-1), skip.reshape(-1),
+                                   out.reshape(-1))  # fmt: skip
+    np.testing.assert_array_equal(out, expected)  # NaN where expected has NaN
+    assert np.isnan(out[1, 2, 3, 4]) and not mask[0, 0, 0, :2].any()
+    dout = rng.standard_normal(z.shape).astype(dtype)
+    dz = np.full(z.shape, np.nan, dtype)
+    kernels.fused.add_relu_backward(dout.reshape(-1), out.reshape(-1), dz.reshape(-1))
+    np.testing.assert_array_equal(dz, dout * mask)
+
+
 @pytest.mark.parametrize("pool", [None, 2, 3])
 def test_fused_kernels_take_a_slice_of_the_batch_by_its_offset(pool):
     """Images n0.. of Y (dY) go with out, dout, argmax of those images; the rest untouched."""
@@ -162,6 +206,10 @@ def test_fused_kernels_do_no_float64_arithmetic_on_float32():
         "bias_relu_pool_backward": (out, out, am, 4, Y, 0, db),
         "bias_relu_forward": (Y, 0, 4, b, b, np.empty((1, 2, 4, 4), f32)),
         "bias_relu_backward": (np.ones((1, 2, 4, 4), f32), np.ones((1, 2, 4, 4), f32), 4, Y, 0, db),
+        "bias_forward": (Y, 0, 4, b, b, np.empty((1, 2, 4, 4), f32)),
+        "bias_backward": (np.ones((1, 2, 4, 4), f32), 4, Y, 0, db),
+        "add_relu_forward": (Y.reshape(-1), Y.reshape(-1), Y.reshape(-1)),
+        "add_relu_backward": (Y.reshape(-1), Y.reshape(-1), Y.reshape(-1)),
     }
     for name, args in calls.items():
         # compiled afresh: the LLVM IR of code loaded from Numba's cache cannot be inspected

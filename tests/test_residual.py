@@ -1,13 +1,12 @@
-"""Residual: gradients against finite differences, shapes, nesting, both engines."""
+"""Residual: gradients against finite differences, shapes, nesting; the fast engine on blocks
+in tests/test_residual_fast.py."""
 
 import numpy as np
 import pytest
 
 import minicnn
-from minicnn import BatchNorm2D, Conv2D, Dropout, ReLU, Residual, Sequential, fast
-from minicnn.fast import conv as fast_conv
-from minicnn.fast import winograd
-from minicnn.gradcheck import check_layer, check_model, rel_error
+from minicnn import BatchNorm2D, Conv2D, Dropout, ReLU, Residual, Sequential
+from minicnn.gradcheck import check_layer, check_model
 from minicnn.layers.nested import leaves, walk
 
 BOUND = 1e-6
@@ -134,12 +133,14 @@ def test_config_children_and_a_sequential_branch():
     np.testing.assert_array_equal(np.maximum(seq.forward(x), 0), b.forward(x))
 
 
-def small_net(seed=0, dropout=0.0):
+def small_net(seed=0, dropout=0.0, activation="relu"):
     """stem -> identity block -> stride-2 projection block -> GAP -> dropout -> dense."""
     rng = np.random.default_rng(seed)
+    blocks = [block(4, 4, seed=seed + 1, activation=activation),
+              block(4, 6, stride=2, seed=seed + 2, activation=activation)]  # fmt: skip
     return Sequential(
         conv_bn(3, 4, rng)
-        + [block(4, 4, seed=seed + 1), block(4, 6, stride=2, seed=seed + 2)]
+        + blocks
         + [minicnn.GlobalAvgPool2D(), Dropout(dropout, rng=rng), minicnn.Dense(6, 5, rng=rng)],
         input_shape=(3, 8, 8),
     )
@@ -188,56 +189,6 @@ def test_model_gradients_through_blocks_in_training():
     )  # fmt: skip
     assert len(errors) == 1 + len(model.parameters())
     assert max(errors.values()) < BOUND
-
-
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def n_threads(request):
-    before = minicnn.threads.get_num_threads()
-    minicnn.threads.set_num_threads(request.param)
-    yield request.param
-    minicnn.threads.set_num_threads(before)
-
-
-@pytest.mark.parametrize("chunk", ["chunks", "tiny"])
-@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_fast_engine_equals_the_reference_on_blocks(training, chunk, n_threads, monkeypatch):
-    if chunk == "tiny":  # every image a chunk of its own
-        monkeypatch.setattr(fast_conv, "CHUNK_FLOATS", 1)
-        monkeypatch.setattr(winograd, "TILE_FLOATS", 1)
-    model = small_net(seed=5).astype(np.float64)
-    x = np.random.default_rng(6).standard_normal((5, 3, 8, 8))
-    dout = np.random.default_rng(7).standard_normal((5, 5))
-
-    def run(fast):
-        model.fast = fast
-        out = model.forward(x, training=training)
-        dx = model.backward(dout, input_grad=True)
-        return [out, dx] + [p.grad.copy() for p in model.parameters()]
-
-    fast, ref = run(True), run(False)
-    assert len(fast) == 2 + len(model.parameters())
-    assert max(rel_error(a, b) for a, b in zip(fast, ref)) < 1e-12
-    model.fast = True  # the last forward again, with no input gradient this time
-    model.forward(x, training=training)
-    assert model.backward(dout) is None
-    for p, g in zip(model.parameters(), fast[2:]):  # the same parameter gradients
-        np.testing.assert_allclose(p.grad, g, rtol=1e-12, atol=1e-15)
-
-
-def test_the_fast_plan_runs_a_branch_as_fused_steps():
-    model = small_net()
-    steps = fast.plan(model.layers)
-    assert [type(s).__name__ for _, s in steps] == [
-        "ConvBNBlock", "FastResidual", "FastResidual", "GlobalAvgPool2D", "Dropout", "Dense"
-    ]  # fmt: skip
-    projection = steps[2][1]
-    assert [type(s).__name__ for _, s in projection.branch] == ["ConvBNBlock", "FastConv",
-                                                                "BatchNorm2D"]  # fmt: skip
-    assert [type(s).__name__ for _, s in projection.shortcut] == ["FastConv", "BatchNorm2D"]
-    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
-    model.forward(x, training=True)  # fast: the fused branch conv keeps no values of its own
-    with pytest.raises(RuntimeError, match="needs this layer's own forward"):
-        model[4].branch[0].backward(np.ones((2, 6, 4, 4), np.float32))
 
 
 def test_batchnorm_inside_a_branch_trains_and_evaluates():

@@ -7,12 +7,12 @@ Everything here exists only for speed:
 | step (file)            | equals (reference layers)             | faster by                |
 | ---------------------- | ------------------------------------- | ------------------------ |
 | ConvBlock (blocks.py)  | Conv2D -> ReLU [-> MaxPool2D]         | fused epilogue, chunks   |
-| ConvBNBlock            | Conv2D(bias=False) -> BatchNorm2D ->  | BatchNorm folded (eval), |
-|   (batchnorm.py)       |   ReLU [-> MaxPool2D]                 | fused statistics (train) |
+| ConvBNBlock            | Conv2D(bias=False) -> BatchNorm2D     | BatchNorm folded (eval), |
+|   (batchnorm.py)       |   [-> ReLU [-> MaxPool2D]]            | fused statistics (train) |
 | FastConv (blocks.py)   | Conv2D                                | chunks, threads          |
 | FastMaxPool (pool.py)  | MaxPool2D                             | threads                  |
-| FastResidual           | Residual: branch + shortcut, then     | its layers as fast steps |
-|   (residual.py)        |   ReLU                                |                          |
+| FastResidual           | Residual: branch + shortcut, then     | its layers as fast steps;|
+|   (residual.py)        |   ReLU                                | sum + ReLU in one pass   |
 | any other layer        | itself (its own forward and backward) |                          |
 | adam_step (adam.py)    | the NumPy lines of Adam and AdamW     | one pass over memory     |
 |                        |   (minicnn/optim.py)                  |                          |
@@ -43,9 +43,10 @@ def plan(layers):
     """Group layers into the fast engine's steps: a list of (index of first layer, step).
 
     Conv2D, ReLU [, MaxPool2D] in a row become a ConvBlock; Conv2D(bias=False),
-    BatchNorm2D, ReLU [, MaxPool2D] a ConvBNBlock; a Conv2D or a MaxPool2D on its own its
-    fast twin; every other layer is its own step. A step that is not the layer
-    itself lists the layers it computes in `step.layers`.
+    BatchNorm2D [, ReLU [, MaxPool2D]] a ConvBNBlock; a Conv2D or a MaxPool2D on its own its
+    fast twin; a Residual a FastResidual, its branch and shortcut planned alike; every other
+    layer is its own step. A step that is not the layer itself lists the layers it
+    computes in `step.layers`.
     """
     steps, i = [], 0
     while i < len(layers):
@@ -53,13 +54,11 @@ def plan(layers):
         nxt, after, last = (layers[i + j] if i + j < len(layers) else None for j in (1, 2, 3))
         if type(layer) is Conv2D and type(nxt) is ReLU:
             step = ConvBlock(layer, nxt, after if type(after) is MaxPool2D else None)
-        elif (
-            type(layer) is Conv2D
-            and layer.b is None
-            and type(nxt) is BatchNorm2D
-            and type(after) is ReLU
-        ):
-            step = ConvBNBlock(layer, nxt, after, last if type(last) is MaxPool2D else None)
+        elif type(layer) is Conv2D and layer.b is None and type(nxt) is BatchNorm2D:
+            if type(after) is ReLU:
+                step = ConvBNBlock(layer, nxt, after, last if type(last) is MaxPool2D else None)
+            else:  # BatchNorm alone after it: a branch's last, a projection shortcut
+                step = ConvBNBlock(layer, nxt)
         elif type(layer) is Conv2D:
             step = FastConv(layer)
         elif type(layer) is MaxPool2D:

@@ -1,12 +1,17 @@
-"""Conv2D -> BatchNorm2D -> ReLU [-> MaxPool2D] as one step: the fast engine's BatchNorm.
+"""Conv2D -> BatchNorm2D [-> ReLU [-> MaxPool2D]] as one step: the fast engine's BatchNorm.
 
 It computes exactly the composition it replaces,
 
     out = maxpool(relu(gamma * (conv(x) - mean) / std + beta))
+    out = gamma * (conv(x) - mean) / std + beta          (no ReLU: activation None)
 
 with BatchNorm's per-channel affine map z = Y * scale + shift (scale = gamma / std,
 shift = beta - mean * scale) applied by the same fused ReLU / max-pool kernels as
-ConvBlock (kernels/fused.py):
+ConvBlock (kernels/fused.py), or without ReLU by their twins bias_forward / bias_backward
+(the last convolution of a residual branch, and a projection shortcut, have no ReLU after
+their BatchNorm; BatchNorm2D on its own makes some seven passes over the activations and
+five new arrays of their size each way: moments, x - mean, / std, * gamma, + beta, and
+backward its sums and dx):
 
 - evaluation: mean and std are the running statistics, so BatchNorm is folded into the
   convolution: weights W * scale, bias shift. The step then costs what a ConvBlock costs,
@@ -15,15 +20,23 @@ ConvBlock (kernels/fused.py):
   each chunk's product is kept, channel-major (F, N, H, Wr), and while it is still in
   cache kernels/batchnorm.py computes its mean and variance per channel; pooled() combines
   the chunks' (in a fixed order). Then the fused kernels apply scale, shift, ReLU and pool.
-  Backward: the fused kernels give dZ, and each chunk of the convolution's backward gets
+  Backward: the fused kernels give dZ (without ReLU: dout itself, channel-major, in the
+  same pass as its sums), and each chunk of the convolution's backward gets
   its gradient of the product from kernels/batchnorm.py (the full batch-statistics
   backward of BatchNorm2D) straight into its buffer.
 The running statistics move exactly as BatchNorm2D moves them (BatchNorm2D.update_running).
 When data-parallel training synchronises BatchNorm, the layer's moments and sums combine
 each process's part into the whole global batch's (minicnn.distributed); whole_batch() asks
 them to combine the statistics and sums computed here, so the block syncs as the layer does.
-Only a Conv2D without bias is fused (BatchNorm's beta is the bias). tests/test_fast.py
-holds outputs, every gradient and the running statistics to the reference layers.
+A BatchNorm whose statistics are frozen (batch_statistics() says so: transfer learning)
+takes the evaluation path in training too; a frozen W gets no gradient (ChunkedConv).
+Only a Conv2D without bias is fused (BatchNorm's beta is the bias). Without ReLU the block
+keeps no reference to its output (nothing in its backward reads it), so a residual block
+may add its shortcut into that array in place (fast/residual.py).
+tests/test_fast.py holds outputs, every gradient and the running statistics to the
+reference layers, with and without ReLU and pool, in training and in evaluation, float64
+within 1e-12 and float32 within rounding, at 1 and 2 threads and with chunks of one image;
+tests/test_residual_fast.py the same inside residual blocks, frozen and with synced statistics.
 """
 
 import numpy as np
@@ -37,15 +50,18 @@ from .winograd import conv_matmul
 
 
 class ConvBNBlock:
-    """Conv2D(bias=False) + BatchNorm2D + ReLU, optionally + MaxPool2D, fused.
+    """Conv2D(bias=False) + BatchNorm2D, optionally + ReLU, optionally then + MaxPool2D, fused.
 
     Shape: x (N, C, H, W) -> out (N, F, H', W'), H' = conv then pool output size.
-    Equals: pool(relu(bn(conv(x)))) and their backwards, in training and in evaluation.
+    Equals: pool(relu(bn(conv(x)))) (or bn(conv(x)) with relu None) and their backwards,
+    in training and in evaluation.
     """
 
-    def __init__(self, conv, bn, relu, pool=None):
+    def __init__(self, conv, bn, relu=None, pool=None):
+        if pool is not None and relu is None:
+            raise ValueError("ConvBNBlock fuses a MaxPool2D only after a ReLU")
         self.conv, self.bn, self.relu, self.pool = conv, bn, relu, pool
-        self.layers = [conv, bn, relu] + ([pool] if pool is not None else [])
+        self.layers = [conv, bn] + [lay for lay in (relu, pool) if lay is not None]
 
     def parameters(self):
         return self.conv.parameters() + self.bn.parameters()
@@ -56,7 +72,8 @@ class ConvBNBlock:
         out = np.empty((len(x), *shapes[-1]), dtype=x.dtype)
         self._argmax = np.empty(out.shape, np.int32) if self.pool is not None else None
         training = self.bn.batch_statistics(training)  # a frozen BatchNorm: running statistics
-        self._out, self._training = out, training
+        # ReLU's backward reads its mask from out; without ReLU nothing does: keep no reference
+        self._out, self._training = (out if self.relu is not None else None), training
         self.matmul = conv_matmul(self.conv, x.shape)  # im2col or Winograd, for this shape
         if training:
             self._forward_training(x, out, shapes[0])
@@ -66,6 +83,24 @@ class ConvBNBlock:
 
     def _argmax_of(self, a, b):
         return self._argmax[a:b] if self._argmax is not None else None
+
+    def _epilogue(self, Y, n0, W, scale, shift, out, argmax):
+        """out = pool(relu(Y * scale + shift)), or Y * scale + shift without ReLU."""
+        if self.relu is None:
+            kernels.fused.bias_forward(Y, n0, W, scale, shift, out)
+        else:
+            relu_pool_forward(self.pool, Y, n0, W, scale, shift, out, argmax)
+
+    def _epilogue_backward(self, dout, out, argmax, W, dZ, n0, dshift_partial):
+        """dZ (F, N, H, Wr), images n0.., the gradient w.r.t. z = Y * scale + shift; per-image
+        sums of it (dbeta's pieces)."""
+        if self.relu is None:
+            kernels.fused.bias_backward(dout, W, dZ, n0, dshift_partial)
+        else:
+            relu_pool_backward(self.pool, dout, out, argmax, W, dZ, n0, dshift_partial)
+
+    def _out_of(self, a, b):
+        return self._out[a:b] if self._out is not None else None
 
     def _forward_folded(self, x, out):
         """Evaluation: BatchNorm folded into the convolution's weights and bias."""
@@ -77,8 +112,7 @@ class ConvBNBlock:
         ones = np.ones(F, dtype)
 
         def epilogue(n0, n1, Y4, W_out):
-            relu_pool_forward(self.pool, Y4, 0, W_out, ones, shift, out[n0:n1],
-                              self._argmax_of(n0, n1))  # fmt: skip
+            self._epilogue(Y4, 0, W_out, ones, shift, out[n0:n1], self._argmax_of(n0, n1))
 
         self.matmul.forward(x, epilogue, W2=W2)
         self._folded = (scale, std)
@@ -111,9 +145,7 @@ class ConvBNBlock:
         scale = bn.gamma.data.astype(dtype) / std
         shift = bn.beta.data.astype(dtype) - mean * scale
         threads.parallel_for(
-            lambda a, b: relu_pool_forward(
-                self.pool, Y, a, W_out, scale, shift, out[a:b], self._argmax_of(a, b)
-            ),
+            lambda a, b: self._epilogue(Y, a, W_out, scale, shift, out[a:b], self._argmax_of(a, b)),
             N,
         )
         self._batch = (Y, W_out, mean, std, m)
@@ -125,14 +157,14 @@ class ConvBNBlock:
         return self._backward_folded(dout, input_grad)
 
     def _backward_training(self, dout, input_grad):
-        bn, out = self.bn, self._out
+        bn = self.bn
         Y, W_out, mean, std, m = self._batch
         F, N = Y.shape[:2]
         dZ = np.empty_like(Y)  # gradient w.r.t. BatchNorm's output, then w.r.t. Y
         dbeta_partial = np.empty((N, F), dtype=dout.dtype)
         threads.parallel_for(
-            lambda a, b: relu_pool_backward(
-                self.pool, dout[a:b], out[a:b], self._argmax_of(a, b), W_out, dZ, a,
+            lambda a, b: self._epilogue_backward(
+                dout[a:b], self._out_of(a, b), self._argmax_of(a, b), W_out, dZ, a,
                 dbeta_partial[a:b],
             ),
             N,
@@ -158,14 +190,14 @@ class ConvBNBlock:
 
     def _backward_folded(self, dout, input_grad):
         """Evaluation: z = (W * scale) x + shift, so dW = scale * dW_z, dgamma from both."""
-        bn, conv, out = self.bn, self.conv, self._out
+        bn, conv = self.bn, self.conv
         scale, std = self._folded
         F = conv.out_channels
         dbeta_partial = np.empty((len(dout), F), dtype=dout.dtype)
 
         def fill_dY(n0, n1, dY4, W_out):
-            relu_pool_backward(self.pool, dout[n0:n1], out[n0:n1], self._argmax_of(n0, n1),
-                               W_out, dY4, 0, dbeta_partial[n0:n1])  # fmt: skip
+            self._epilogue_backward(dout[n0:n1], self._out_of(n0, n1), self._argmax_of(n0, n1),
+                                    W_out, dY4, 0, dbeta_partial[n0:n1])  # fmt: skip
 
         # dgamma needs the product's weight gradient too, even with W frozen
         weight_grad = conv.W.trainable or bn.gamma.trainable

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_compare.py --before 0881126          # that commit vs HEAD
     python benchmarks/bench_compare.py --before HEAD~3 --after HEAD --threads 1 --rounds 21
+    python benchmarks/bench_compare.py --before HEAD~1 --presets paper_res --layers
 
 Both commits are checked out into temporary git worktrees (clean trees, whatever the
 working tree holds). For each thread count,
@@ -25,9 +26,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PRESETS = ("paper", "paper13", "paper_bn")
-CASES = [(p, kind, b) for p in PRESETS for kind, b in
-         (("train", 32), ("train", 128), ("infer", 256))]  # fmt: skip
+PRESETS = ("paper", "paper13", "paper_bn")  # --presets: paper_res too, where both versions have it
+
+
+def cases(presets):
+    return [(p, kind, b) for p in presets for kind, b in
+            (("train", 32), ("train", 128), ("infer", 256))]  # fmt: skip
 
 
 def step_calls(preset, batch=32):
@@ -58,9 +62,10 @@ def serve():
 
     import minicnn
 
+    presets = sys.argv[sys.argv.index("--presets") + 1].split(",")
     rng = np.random.default_rng(0)
-    calls, labels = [], list(CASES)
-    for preset, kind, batch in CASES:
+    calls, labels = [], cases(presets)
+    for preset, kind, batch in cases(presets):
         model = getattr(minicnn.models, preset)(num_classes=200, seed=0)
         x = rng.standard_normal((batch, 3, 64, 64)).astype(np.float32)
         y = rng.integers(0, 200, batch)
@@ -73,7 +78,7 @@ def serve():
 
         calls.append(step if kind == "train" else (lambda model=model, x=x: model.forward(x)))
     if "--layers" in sys.argv:
-        for preset in PRESETS:
+        for preset in presets:
             for label, call in step_calls(preset):
                 labels.append(label)
                 calls.append(call)
@@ -88,11 +93,12 @@ def serve():
         print(json.dumps(time.perf_counter() - t), flush=True)
 
 
-def start(path, threads, layers):
+def start(path, threads, layers, presets):
     env = dict(os.environ, PYTHONPATH=str(path))
     for var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         env[var] = str(threads)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve"] + ["--layers"] * layers
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--presets", presets]
+    cmd += ["--layers"] * layers
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = json.loads(proc.stdout.readline())
     return proc, [tuple(case) for case in ready["cases"]]
@@ -112,6 +118,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--json", default=str(HERE / "results-compare.json"))
     ap.add_argument("--layers", action="store_true", help="also each step at batch 32")
+    ap.add_argument("--presets", default=",".join(PRESETS), help="comma-separated networks")
     args = ap.parse_args()
     import numpy as np
 
@@ -134,7 +141,9 @@ def main():
                 own.symlink_to(Path("..", "kernels"), target_is_directory=True)
         try:
             for threads in [int(t) for t in args.threads.split(",")]:
-                started = {name: start(trees[name], threads, args.layers) for name in revs}
+                started = {
+                    name: start(trees[name], threads, args.layers, args.presets) for name in revs
+                }
                 procs = {name: proc for name, (proc, _) in started.items()}
                 cases = started["after"][1]
                 assert cases == started["before"][1], "the two versions plan other steps"

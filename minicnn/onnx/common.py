@@ -9,12 +9,13 @@ class OnnxError(ModelFileError):
 
 
 def require():
-    """The onnx module, or an ImportError that says how to install it."""
+    """The onnx module, or a ModuleNotFoundError (an ImportError) that says how to install it."""
     try:
         import onnx
         import onnx.numpy_helper
     except ImportError as e:
-        raise ImportError(
-            f"minicnn's ONNX support needs the onnx package ({e}): pip install minicnn[onnx]"
+        raise ModuleNotFoundError(
+            f"minicnn's ONNX support needs the onnx package ({e}): pip install minicnn[onnx]",
+            name="onnx",
         ) from None
     return onnx

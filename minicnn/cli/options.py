@@ -285,4 +285,6 @@ def augmentation(args, transforms=None):
     chosen = dict(transforms or models.recipe(args.preset)["augment"] or AUGMENT)
     if getattr(args, "augment_scale", None):
         chosen["scale"] = args.augment_scale
+        shown = ", ".join(f"{k} {v:g}" for k, v in chosen.items())
+        print(f"augmentation: {shown} (--augment-scale given)")
     return Augment(**chosen)

@@ -30,8 +30,9 @@ def add_options(p, choose=False):
     p.add_argument(
         "--threshold",
         type=float,
-        help="two classes: call class 1 when P(class 1) >= this (default: the model file's; "
-        "an ensemble's: " + ("--threshold-from val, else " if choose else "") + "0.5)",
+        metavar="T",
+        help="two classes: call class 1 when P(class 1) >= T (default: the threshold stored "
+        "in the model file; an ensemble stores none: 0.5)",
     )
     if choose:
         p.add_argument(
@@ -43,6 +44,7 @@ def add_options(p, choose=False):
         p.add_argument(
             "--target-sensitivity",
             type=float,
+            metavar="S",
             default=0.95,
             help="with --threshold-from val: the validation sensitivity to reach (0.95)",
         )

@@ -183,3 +183,21 @@ def test_predict_with_an_ensemble_and_flips_prints_the_mean(saved, tmp_path, cap
         decided = "pneumonia" if p >= 0.45 else "normal"
         assert lines[2 + 2 * k].startswith(f"  P(pneumonia) {p:.2%} -> {decided} (")
         assert "the threshold 0.45 given with --threshold" in lines[2 + 2 * k]
+
+
+def test_members_of_other_seeds_are_noted_for_carved_splits(capsys):
+    from minicnn.cli.ensemble import seeds_note
+
+    models = [member(k) for k in range(3)]
+    for k, m in enumerate(models):
+        m.metadata = {"seed": k if k < 2 else None}
+    seeds_note(models)
+    assert capsys.readouterr().out == (
+        "note: the models were trained with --seed 0, 1, ?; a split carved from train follows "
+        "the first one's, and may hold images the others trained on\n"
+    )
+    for m in models:
+        m.metadata = {"seed": 4}
+    seeds_note(models)
+    seeds_note(models[:1])
+    assert capsys.readouterr().out == ""

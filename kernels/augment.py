@@ -8,16 +8,20 @@ from .jit import jit
 
 
 @jit
-def affine_colour(x, out, flip, cos_t, sin_t, tx, ty, bright, contrast, geometric, color, hi):
-    """out[n] = colour(affine(x[n])); x, out: float32 (N, C, H, W); per-image params (N,)."""
+def affine_colour(x, out, flip, cos_t, sin_t, tx, ty, zoom, bright, contrast, geometric, color, hi):
+    """out[n] = colour(affine(x[n])); x, out: float32 (N, C, H, W); per-image params (N,).
+
+    The affine map: flip, then zoom by zoom[n] and rotate about the centre, then shift.
+    """
     N, C, H, W = x.shape
     cy = (H - 1) / 2.0
     cx = (W - 1) / 2.0
     for n in range(N):
         if geometric:
             # inverse map, output pixel (i, j) -> source (sy, sx): undo the shift, then the
-            # rotation, then the flip; affine in (i, j): sx = ax*j + bx*i + ex, sy likewise
-            ct, st = cos_t[n], sin_t[n]
+            # rotation and zoom, then the flip; affine in (i, j): sx = ax*j + bx*i + ex, sy
+            # likewise. zoom 1 divides exactly, so it leaves the unzoomed map bit for bit
+            ct, st = cos_t[n] / zoom[n], sin_t[n] / zoom[n]
             ox, oy = cx + tx[n], cy + ty[n]
             ax, bx, ex = ct, st, cx - ct * ox - st * oy
             ay, by, ey = -st, ct, cy + st * ox - ct * oy

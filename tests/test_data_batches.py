@@ -74,15 +74,17 @@ def test_channel_stats_in_chunks(monkeypatch):
 
 
 def reference_augment(x, p, hi):
-    """Plain-NumPy twin of the Numba kernel: inverse affine, bilinear, edge fill, colour."""
+    """Plain-NumPy twin of the Numba kernel: inverse affine (shift, rotation and zoom, flip),
+    bilinear, edge fill, colour."""
     B, C, H, W = x.shape
     cy, cx = (H - 1) / 2, (W - 1) / 2
     i, j = np.mgrid[0:H, 0:W].astype(np.float64)
     out = np.empty_like(x)
     for n in range(B):
         c, s = np.cos(p["angle"][n]), np.sin(p["angle"][n])
+        z = p["zoom"][n] if "zoom" in p else 1.0
         dy, dx = i - cy - p["ty"][n], j - cx - p["tx"][n]
-        sx, sy = c * dx + s * dy + cx, -s * dx + c * dy + cy
+        sx, sy = (c * dx + s * dy) / z + cx, (-s * dx + c * dy) / z + cy
         if p["flip"][n]:
             sx = (W - 1) - sx
         sx, sy = np.clip(sx, 0, W - 1), np.clip(sy, 0, H - 1)
@@ -185,3 +187,50 @@ def test_batches_with_augment_keep_labels_and_are_seeded():
         np.testing.assert_allclose(flat, flat[:, :1].repeat(flat.shape[1], axis=1), atol=1e-5)
         v0 = x0[:, 0, 0, 0]
         assert np.all(np.abs(x1[:, 0, 0, 0] - v0) <= 0.2 * v0 + 1e-6)
+
+
+def test_augment_scale_matches_numpy_reference_and_keeps_the_other_draws():
+    x = random_batch(B=6)
+    aug = data.Augment(flip=0.5, rotate=25, shift=0.15, brightness=0.3, contrast=0.4, scale=0.3)
+    params = aug.sample(6, 9, 7, np.random.default_rng(5))
+    assert params["zoom"].min() >= 0.7 and params["zoom"].max() <= 1.3
+    assert np.ptp(params["zoom"]) > 0.1  # drawn per image
+    np.testing.assert_allclose(aug.apply(x, params), reference_augment(x, params, 1.0), atol=1e-5)
+    zoom_only = data.Augment(scale=0.2)
+    params = zoom_only.sample(6, 9, 7, np.random.default_rng(8))
+    np.testing.assert_allclose(
+        zoom_only.apply(x, params), reference_augment(x, params, 1.0), atol=1e-5
+    )
+    # the zoom is drawn after the six others: without scale, the same draws as before
+    unscaled = data.Augment(flip=0.5, rotate=25, shift=0.15, brightness=0.3, contrast=0.4)
+    before = unscaled.sample(6, 9, 7, np.random.default_rng(5))
+    after = aug.sample(6, 9, 7, np.random.default_rng(5))
+    for key in ("flip", "angle", "tx", "ty", "bright", "contrast"):
+        assert np.array_equal(before[key], after[key]), key
+    assert np.array_equal(before["zoom"], np.ones(6))
+    assert not zoom_only.is_identity and "scale=0.2" in repr(zoom_only)
+    with pytest.raises(ValueError, match="scale"):
+        data.Augment(scale=1.0)
+
+
+def test_augment_zoom_exact_cases():
+    x = random_batch(B=2, H=5, W=5)
+    still = {
+        "flip": np.zeros(2, bool),
+        "angle": np.zeros(2),
+        "tx": np.zeros(2),
+        "ty": np.zeros(2),
+        "bright": np.ones(2),
+        "contrast": np.ones(2),
+    }
+    aug = data.Augment(scale=0.5)
+    out = aug.apply(x, dict(still, zoom=np.array([2.0, 1.0])))
+    # zoom 2 about the centre (2, 2): output (i, j) shows source (1 + i/2, 1 + j/2)
+    np.testing.assert_allclose(out[0, :, ::2, ::2], x[0, :, 1:4, 1:4], atol=1e-7)
+    np.testing.assert_allclose(out[0, :, 1, 1], x[0, :, 1:3, 1:3].mean(axis=(1, 2)), atol=1e-6)
+    assert np.array_equal(out[1], x[1])  # zoom 1: the image itself
+    small = aug.apply(x, dict(still, zoom=np.full(2, 0.5)))
+    # zoom 0.5: output (i, j) shows source (2i - 2, 2j - 2); outside, the nearest edge
+    np.testing.assert_allclose(small[:, :, 2, 2], x[:, :, 2, 2], atol=1e-7)
+    np.testing.assert_allclose(small[:, :, 1, 3], x[:, :, 0, 4], atol=1e-7)
+    np.testing.assert_allclose(small[:, :, 0, 0], x[:, :, 0, 0], atol=1e-7)

@@ -383,3 +383,59 @@ def test_group_by_none_splits_image_by_image_and_says_so(tmp_path, capsys):
     note = "group_by 'none': split image by image"
     assert note in results["data"]["notes"] and note in printed
     assert results["data"]["group_by"] == "none" and results["settings"]["group_by"] == "none"
+
+
+def test_screening_with_balanced_sampling_and_a_zoom(tmp_path, capsys, monkeypatch):
+    """--balance sampling: the raw loss, fit told to balance, said and kept; --augment-scale:
+    the zoom joins the screening augmentation, said in one line."""
+    import json
+
+    import minicnn
+    from minicnn.cli import main
+    from minicnn.cli import train as train_command
+
+    told = {}
+    real_fit = train_command.train_fit
+
+    def fit(*args, **kwargs):
+        told.update(balance=kwargs["balance"], augment=kwargs["augment"])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(train_command, "train_fit", fit)
+    out = tmp_path / "run"
+    argv = ["train", "--screening", "--per-class", "12", "--image-size", "32", "--epochs", "1",
+            "--batch-size", "16", "--balance", "sampling", "--augment", "--augment-scale", "0.1",
+            "--bootstrap", "20", "--no-progress", "--workers", "1", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert told["balance"] is True
+    assert told["augment"].scale == 0.1 and told["augment"].rotate == 5
+    assert told["augment"].flip == 0  # still no flips for X-rays
+    assert ("augmentation: rotate 5, shift 0.05, brightness 0.1, contrast 0.1, scale 0.1 "
+            "(--augment-scale given)") in printed  # fmt: skip
+    results = json.loads((out / "results.json").read_text())
+    handling = results["imbalance"]["handling"]
+    n = sum(results["imbalance"]["train_counts"])
+    assert handling.startswith(f"each epoch draws {n} training images with replacement")
+    assert f"class imbalance: {handling}" in printed
+    model = minicnn.load(out / "model.npz")
+    assert model.metadata["balance"] == "sampling" and model.metadata["pos_weight"] is None
+    assert model.metadata["augment_scale"] == 0.1
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--augment-scale", "1.5"], "--augment-scale must be in [0, 1), got 1.5"),
+        (["--augment-scale", "0.1", "--no-augment"],
+         "--augment-scale adds a zoom to the augmentation, and this run does not augment "
+         "(preset paper): give --augment too"),
+    ],
+)  # fmt: skip
+def test_augment_scale_refusals(tmp_path, capsys, options, message):
+    from minicnn.cli import main
+
+    argv = ["train", "--screening", *options, "--out", str(tmp_path / "run")]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.strip() == f"error: {message}"
+    assert not (tmp_path / "run").exists()

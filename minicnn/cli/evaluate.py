@@ -3,6 +3,7 @@
     minicnn evaluate runs/paper-tiny/model.npz --data tiny-imagenet-200.zip
     minicnn evaluate runs/paper-tiny/model.npz --data tiny-imagenet-200.zip --split val --tta flip
     minicnn evaluate runs/xray-pneumoniamnist/model.npz --data pneumoniamnist.npz
+    minicnn evaluate run1/model.npz --ensemble run2/model.npz --data D --threshold-from val
 
 The data is loaded as training loads it (minicnn.data.load at the model's input size and
 channels), and only the split scored is decoded (and cached). --split picks it (default:
@@ -18,6 +19,12 @@ Printed: accuracy, and top-5 accuracy for over 5 classes. A two-class model is j
 threshold stored in its file (the line before the figures says which and where it comes
 from): accuracy, sensitivity and specificity at it, and the ROC AUC. --tta flip adds the same
 figures for the mean over each image and its mirror.
+
+--ensemble MODEL (repeated) scores MODEL and those models as one: the mean of their
+probabilities (for each view with --tta). Its two-class threshold is --threshold T, or with
+--threshold-from val the highest whose sensitivity on the validation split is at least
+--target-sensitivity (0.95), chosen for each view; without either, 0.5. --threshold and
+--threshold-from val work for one model too, in place of the stored threshold.
 """
 
 import contextlib
@@ -27,14 +34,14 @@ import numpy as np
 
 from ..data import Split, load
 from ..data.sources import printable
-from ..metrics import binary_metrics
+from ..metrics import binary_metrics, choose_threshold
 from ..train import evaluate as evaluate_split
 from ..training.evaluate import num_classes_of
+from . import ensemble
 from .common import (
     CommandError,
     add_command,
     add_tta_option,
-    load_model,
     quoted,
     threshold_of,
 )
@@ -61,6 +68,7 @@ def add_commands(commands):
     )
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_tta_option(e)
+    ensemble.add_options(e, choose=True)
     e.set_defaults(run=evaluate)
 
 
@@ -149,26 +157,37 @@ def match_classes(model, class_names, data):
 
 def evaluate(args):
     """Print the model's figures on the split; 0 (a data set that does not fit: an error)."""
-    model = load_model(args.model)
+    models, scorer = ensemble.load(args)  # one model, or --ensemble: their mean
+    model = models[0]
     C, S, _ = model.input_shape
     meta = getattr(model, "metadata", {}) or {}
     seed, group_by = carving(args, meta)
+    ensemble.seeds_note(models)
     name, split, class_names = load_scored(args, S, C, seed, group_by)
     index = match_classes(model, class_names, args.data)
     if index is not None:  # the data's labels as the model's class indices
         split = Split(split.images, index[split.labels])
     epoch = meta.get("epoch")
-    print(f"model: {args.model}" + (f" (saved at epoch {epoch})" if epoch else ""))
+    if len(models) == 1:
+        print(f"model: {args.model}" + (f" (saved at epoch {epoch})" if epoch else ""))
+    else:
+        print(f"model: an ensemble of {len(models)}, {args.model} first")
     print(f"data: {printable(args.data)}, {name} split, {len(split)} images, "
           f"{len(class_names)} classes")  # fmt: skip
     two = len(class_names) == 2
+    views = [None] + ([args.tta] if args.tta else [])
     if two:
-        t, source = threshold_of(model)
         positive = model.class_names[1] if model.class_names is not None else "class 1"
-        print(f"decision: {positive} when P({positive}) >= {t:.4g} ({source})")
-    for tta in [None] + ([args.tta] if args.tta else []):
-        result = evaluate_split(model, split, tta=tta)
+        chosen = thresholds(args, models, scorer, views, (S, C, seed, group_by, index), name)
+        for tta, (t, source) in chosen.items():
+            said = "decision" if tta is None or len(set(chosen.values())) > 1 else None
+            if said:
+                view = "" if tta is None else f" with --tta {tta}"
+                print(f"{said}{view}: {positive} when P({positive}) >= {t:.4g} ({source})")
+    for tta in views:
+        result = score(scorer, split, tta)
         if two:
+            t = chosen[tta][0]
             m = binary_metrics(result["labels"], result["probs"][:, 1], t)
             line = (f"accuracy {m['accuracy']:.2%}   sensitivity {m['sensitivity']:.3f}   "
                     f"specificity {m['specificity']:.3f}   ROC AUC {m['auc']:.3f}")  # fmt: skip
@@ -178,3 +197,50 @@ def evaluate(args):
                 line += f"   top-5 {result['top5']:.2%}"
         print(f"  {'one view' if tta is None else '--tta ' + tta + ':':<12} {line}")
     return 0
+
+
+def score(scorer, split, tta):
+    """evaluate() of one model, or Ensemble.evaluate: probs (N, K), labels, accuracy, ..."""
+    if len(getattr(scorer, "models", [scorer])) > 1:
+        return scorer.evaluate(split, tta=tta)
+    return evaluate_split(scorer, split, tta=tta)
+
+
+def thresholds(args, models, scorer, views, loading, scored):
+    """{view: (t, source)}: the two-class threshold for each view, and where it comes from.
+
+    --threshold T for all; --threshold-from val: chosen on the validation split for each
+    view (its probabilities under that view); else the model file's (threshold_of), or 0.5
+    for an ensemble. loading: (image size, channels, seed, group_by, class index) to load
+    the validation split as the scored one was; scored: the name of the scored split.
+    """
+    if args.threshold is not None:
+        return {tta: (args.threshold, "given with --threshold") for tta in views}
+    if args.threshold_from != "val":
+        if len(models) > 1:
+            how = f"{ensemble.ENSEMBLE_DEFAULT} (--threshold-from val chooses one)"
+            return {tta: (0.5, how) for tta in views}
+        return {tta: threshold_of(models[0]) for tta in views}
+    S, C, seed, group_by, index = loading
+    val = load(args.data, splits="val", image_size=S, channels=C, seed=seed, group_by=group_by,
+               progress=not args.no_progress).val  # fmt: skip
+    if val is None or not len(val):
+        raise CommandError(f"--threshold-from val: {printable(args.data)} has no val split")
+    if index is not None:
+        val = Split(val.images, index[val.labels])
+    if scored == "val":
+        print("note: the threshold is chosen on the split it is measured on: the figures "
+              "below are optimistic")  # fmt: skip
+    chosen = {}
+    for tta in views:
+        p1 = score(scorer, val, tta)["probs"][:, 1]
+        c = choose_threshold(val.labels, p1, args.target_sensitivity)
+        if c["rule"] == "fallback":
+            chosen[tta] = (c["threshold"], f"validation could not choose: {c['note']}")
+        else:
+            v = c["val"]
+            how = (f"chosen on the val split, {len(val)} images, for sensitivity "
+                   f"{args.target_sensitivity:g}: there sensitivity {v['sensitivity']:.3f}, "
+                   f"specificity {v['specificity']:.3f}")  # fmt: skip
+            chosen[tta] = (c["threshold"], how)
+    return chosen

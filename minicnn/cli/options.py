@@ -105,6 +105,13 @@ def add_options(p, data_help, downloads, out_help, epochs_note=""):
         "--dropout", type=float, help=f"fraction dropped before flatten (paper: {paper['dropout']})"
     )
     add("--augment", action=argparse.BooleanOptionalAction, help="random shifts, rotations, ...")
+    add(
+        "--augment-scale",
+        type=float,
+        metavar="S",
+        help="with augmentation: also a random zoom by a factor in [1-S, 1+S], 0 <= S < 1 "
+        "(e.g. 0.1; default: none)",
+    )
     add("--image-size", type=positive_int, default=64, help="images resized to S x S (64)")
     add(
         "--per-class",
@@ -162,6 +169,9 @@ def prepare(args, synthetic=None):
     root_prints_only()  # under mpiexec: rank 0 alone prints (errors still show on any rank)
     screening.check_options(args)
     check_group_by(args.group_by)
+    scale = getattr(args, "augment_scale", None)
+    if scale is not None and not 0 <= scale < 1:
+        raise CommandError(f"--augment-scale must be in [0, 1), got {scale}")
     if not getattr(args, "init", None):  # --init: the trained model's own network
         check_image_size(args.preset, args.image_size)
     if args.threads:
@@ -182,6 +192,11 @@ def prepare(args, synthetic=None):
     )
     options = ", ".join("--" + k.replace("_", "-") for k in given)
     print(f"settings: preset {args.preset}: {shown}" + (f" ({options} given)" if given else ""))
+    if scale and not args.augment:
+        raise CommandError(
+            f"--augment-scale adds a zoom to the augmentation, and this run does not augment "
+            f"(preset {args.preset}): give --augment too"
+        )
     args.data_name = (
         "synthetic"
         if args.data is None
@@ -261,7 +276,15 @@ def decay(opt, args, steps, per_epoch):
 
 
 def augmentation(args, transforms=None):
-    """With --augment, Augment(**transforms), or the preset's own, or AUGMENT; else None."""
+    """With --augment, Augment(**transforms), or the preset's own, or AUGMENT; else None.
+
+    --augment-scale S adds a random zoom in [1 - S, 1 + S] to those transforms.
+    """
     if not args.augment:
         return None
-    return Augment(**(transforms or models.recipe(args.preset)["augment"] or AUGMENT))
+    chosen = dict(transforms or models.recipe(args.preset)["augment"] or AUGMENT)
+    if getattr(args, "augment_scale", None):
+        chosen["scale"] = args.augment_scale
+        shown = ", ".join(f"{k} {v:g}" for k, v in chosen.items())
+        print(f"augmentation: {shown} (--augment-scale given)")
+    return Augment(**chosen)

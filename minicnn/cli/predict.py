@@ -4,6 +4,7 @@
     minicnn predict runs/paper-synthetic/model.npz photos/ --csv predictions.csv
     minicnn predict runs/xray-pneumoniamnist/model.npz chest.png     # two classes
     minicnn predict MODEL photos/ --tta flip      # each photo averaged with its mirror
+    minicnn predict MODEL --ensemble MODEL2 --ensemble MODEL3 chest.png --threshold 0.7
 
 Each image (any size, mode or format Pillow reads; a folder means every image file inside
 it, recursively) is preprocessed as in training: resized to the model's input, gray or RGB
@@ -18,6 +19,11 @@ when it differs:
     P(pneumonia) 89.79% -> normal (below the threshold 0.9795 chosen on validation; 0.5
     would say pneumonia)
 
+--threshold T decides at T instead. --ensemble MODEL2 (repeated) predicts with MODEL and
+those models as one, the mean of their probabilities (with --tta, over every view too); an
+ensemble stores no threshold: --threshold T, else 0.5 (minicnn evaluate --threshold-from val
+chooses one on a validation split).
+
 Its --csv has the columns image, decision, P(class 1), threshold, threshold from, decision
 at 0.5; otherwise image, rank, class, probability.
 
@@ -31,11 +37,11 @@ from ..data.images import read_images
 from ..data.sources import printable
 from ..heads import num_classes
 from ..io import write_csv
+from . import ensemble
 from .common import (
     add_command,
     add_tta_option,
     image_paths,
-    load_model,
     positive_int,
     report_skipped,
     threshold_of,
@@ -54,12 +60,14 @@ def add_commands(commands):
     p.add_argument("--top-k", type=positive_int, default=5, help="classes to show per image (5)")
     p.add_argument("--csv", metavar="FILE", help="also write image, rank, class, probability")
     add_tta_option(p)
+    ensemble.add_options(p)  # --ensemble MODEL2 ..., --threshold T
     p.set_defaults(run=predict)
 
 
 def predict(args):
     """Print the top classes (two classes: the decision) of each image; the exit code."""
-    model = load_model(args.model)
+    models, scorer = ensemble.load(args)  # one model, or --ensemble: their mean
+    model = models[0]
     C, S, _ = model.input_shape
     names = model.class_names
     paths = image_paths(args.images)
@@ -67,7 +75,12 @@ def predict(args):
     two = num_classes(model.output_shape(model.input_shape)[-1], model.output) == 2
     if two:
         names = names or ["class 0", "class 1"]
-        t, source = threshold_of(model, detail=False)  # short
+        if args.threshold is not None:
+            t, source = args.threshold, "given with --threshold"
+        elif len(models) > 1:
+            t, source = 0.5, ensemble.ENSEMBLE_DEFAULT
+        else:
+            t, source = threshold_of(model, detail=False)  # short
         rows = [["image", "decision", f"P({names[1]})", "threshold", "threshold from",
                  "decision at 0.5"]]  # fmt: skip
     for start in range(0, len(paths), BATCH):
@@ -75,7 +88,7 @@ def predict(args):
         skipped += missed
         if not images:
             continue
-        probs = model.predict_proba(np.stack(images), tta=args.tta)  # (N, K), as trained
+        probs = scorer.predict_proba(np.stack(images), tta=args.tta)  # (N, K), as trained
         k = min(args.top_k, probs.shape[1])
         for path, p in zip(batch, probs):
             print(printable(path))

@@ -23,13 +23,15 @@ values were given.
 
 --screening trains as examples/train_xray.py does: grayscale in, one sigmoid unit out
 (P(class 1) = sigmoid(logit)), binary cross-entropy whose positive term is weighted by
-n_negative / n_positive of the training split (--balance pos_weight; none: the raw loss),
-gentler augmentation and no flips. Class 1, the second class in sorted order (PNEUMONIA), is
-the positive one. The decision threshold is chosen on the validation split (the highest whose
-sensitivity there is at least --target-sensitivity; --threshold fixes it) and stored in
-model.npz; the test split is reported at it, each figure with a 95% bootstrap interval, and
-roc.png is drawn. Without --data: a grayscale two-class synthetic set, imbalanced 3:1, 8 epochs.
-Without --screening, a two-class data set is reported the same way.
+n_negative / n_positive of the training split (--balance pos_weight; sampling: each epoch's
+images drawn so that both classes are equally likely, with the raw loss; none: the raw loss
+over the split as it is), gentler augmentation and no flips. Class 1, the second class in
+sorted order (PNEUMONIA), is the positive one. The decision threshold is chosen on the
+validation split (the highest whose sensitivity there is at least --target-sensitivity;
+--threshold fixes it) and stored in model.npz; the test split is reported at it, each
+figure with a 95% bootstrap interval, and roc.png is drawn. Without --data: a grayscale
+two-class synthetic set, imbalanced 3:1, 8 epochs. Without --screening, a two-class data set
+is reported the same way.
 
 --out (default runs/<preset>-<data set>; --screening: runs/xray-<data set>) receives
 model.npz (the best epoch by validation accuracy), checkpoint.npz (the last epoch, or the
@@ -111,8 +113,10 @@ def add_mode_options(p, paper, screening):
     if screening:
         p.add_argument(
             "--balance",
-            choices=["pos_weight", "none"],
-            help="--screening: the class imbalance, weighed in the loss or not (pos_weight)",
+            choices=["pos_weight", "sampling", "none"],
+            help="--screening: the class imbalance: weighed in the loss (pos_weight), evened "
+            "out by drawing each epoch's images class-balanced, with replacement (sampling), "
+            "or left as it is (none) (pos_weight)",
         )
 
 
@@ -212,7 +216,8 @@ def loss(args):
 
 def screening_loss(args, ds):
     """Binary cross-entropy, its positive term weighted by n_negative / n_positive (--balance
-    pos_weight) so that both classes weigh the same in total, or not (none).
+    pos_weight) so that both classes weigh the same in total, or not (sampling: the batches
+    are balanced instead; none).
 
     Returns (loss_fn, pos_weight, imbalance): imbalance is results.json's section.
     """
@@ -223,6 +228,12 @@ def screening_loss(args, ds):
         how = (
             f"positive term of the loss weighted by n_{neg} / n_{pos} = "
             f"{counts[0]} / {counts[1]} = {pos_weight:.3f}"
+        )
+    elif args.balance == "sampling":
+        pos_weight = None
+        how = (
+            f"each epoch draws {len(ds.train)} training images with replacement, {neg} and "
+            f"{pos} equally likely (of {counts[0]} / {counts[1]}); raw binary cross-entropy"
         )
     else:
         pos_weight, how = None, "not handled (--balance none): raw binary cross-entropy"
@@ -264,6 +275,7 @@ def fit(model, loss_fn, optimizer, data, args, run, settings, augment=None, sche
             batch_size=args.batch_size,
             seed=args.seed,
             augment=augment,
+            balance=getattr(args, "balance", None) == "sampling",
             checkpoint=run.checkpoint,
             resume=args.resume,
             schedule=schedule,

@@ -7,6 +7,8 @@ Per image, with parameters drawn independently for each image of the batch:
   offset uniform in [-shift, shift] * (W, H) pixels; each output pixel is sampled bilinearly
   from the source, and pixels that would come from outside the image repeat the nearest edge
   (Keras' `fill_mode="nearest"`), so no black corners appear
+- scale: zoom by z about the centre, z uniform in [1 - scale, 1 + scale] (z > 1 magnifies),
+  in the same affine map and bilinear sampling as the rotation
 - brightness: multiply by b, b uniform in [1 - brightness, 1 + brightness]
 - contrast: blend with the image's mean intensity, (x - m) * c + m, c uniform in
   [1 - contrast, 1 + contrast]; the result is clipped to the valid range
@@ -27,6 +29,7 @@ class Augment:
     - flip: probability of a horizontal flip, 0..1
     - rotate: maximum rotation in degrees
     - shift: maximum shift as a fraction of the image size
+    - scale: maximum relative zoom, below 1 (0.1 means factors in [0.9, 1.1])
     - brightness, contrast: maximum relative jitter (0.2 means factors in [0.8, 1.2])
     - seed: seed of the Generator used when the call gives none
 
@@ -36,7 +39,9 @@ class Augment:
     - returns an array of the same shape and dtype (uint8 results are rounded)
     """
 
-    def __init__(self, flip=0.0, rotate=0.0, shift=0.0, brightness=0.0, contrast=0.0, seed=0):
+    def __init__(
+        self, flip=0.0, rotate=0.0, shift=0.0, brightness=0.0, contrast=0.0, seed=0, scale=0.0
+    ):
         if not 0.0 <= flip <= 1.0:
             raise ValueError(f"flip is a probability in [0, 1], got {flip}")
         for name, v in (
@@ -47,28 +52,39 @@ class Augment:
         ):
             if v < 0:
                 raise ValueError(f"{name} must be >= 0, got {v}")
+        if not 0.0 <= scale < 1.0:
+            raise ValueError(f"scale is a relative zoom in [0, 1), got {scale}")
         self.flip, self.rotate, self.shift = float(flip), float(rotate), float(shift)
         self.brightness, self.contrast = float(brightness), float(contrast)
+        self.scale = float(scale)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
 
     def __repr__(self):
         return (
             f"Augment(flip={self.flip}, rotate={self.rotate}, shift={self.shift}, "
-            f"brightness={self.brightness}, contrast={self.contrast}, seed={self.seed})"
+            f"brightness={self.brightness}, contrast={self.contrast}, seed={self.seed}"
+            + (f", scale={self.scale})" if self.scale else ")")
         )
 
     @property
     def is_identity(self):
-        return not (self.flip or self.rotate or self.shift or self.brightness or self.contrast)
+        return not (
+            self.flip or self.rotate or self.shift or self.scale or self.brightness or self.contrast
+        )
 
     def sample(self, B, H, W, rng):
-        """Draw the per-image parameters of a batch (always 6 numbers per image).
+        """Draw the per-image parameters of a batch (6 numbers per image, a 7th with scale).
+
+        The zoom is drawn after the other six, and only with scale > 0, so that an Augment
+        without it draws the same numbers as before it existed.
 
         Returns:
-        - dict of (B,) arrays: flip (bool), angle (radians), tx, ty (pixels), bright, contrast
+        - dict of (B,) arrays: flip (bool), angle (radians), tx, ty (pixels), bright, contrast,
+          zoom (the magnification, 1 without scale)
         """
         u = rng.random((B, 6))
+        zoom = 1.0 + (2 * rng.random(B) - 1) * self.scale if self.scale else np.ones(B)
         return {
             "flip": u[:, 0] < self.flip,
             "angle": np.deg2rad((2 * u[:, 1] - 1) * self.rotate),
@@ -76,6 +92,7 @@ class Augment:
             "ty": (2 * u[:, 3] - 1) * self.shift * H,
             "bright": 1.0 + (2 * u[:, 4] - 1) * self.brightness,
             "contrast": 1.0 + (2 * u[:, 5] - 1) * self.contrast,
+            "zoom": zoom,
         }
 
     def apply(self, x, params):
@@ -83,7 +100,8 @@ class Augment:
         is_uint8 = x.dtype == np.uint8
         xf = np.ascontiguousarray(x, dtype=np.float32)
         hi = 255.0 if is_uint8 or (xf.size and xf.max() > 1.0) else 1.0
-        geometric = bool(self.rotate or self.shift or params["flip"].any())
+        zoom = params.get("zoom", np.ones(len(xf)))  # parameters made without a zoom: none
+        geometric = bool(self.rotate or self.shift or params["flip"].any() or (zoom != 1).any())
         color = bool(self.brightness or self.contrast)
         if not (geometric or color):
             return x.copy()
@@ -97,6 +115,7 @@ class Augment:
             np.sin(params["angle"]).astype(f64),
             params["tx"].astype(f64),
             params["ty"].astype(f64),
+            np.asarray(zoom, dtype=f64),
             params["bright"].astype(f64),
             params["contrast"].astype(f64),
             geometric,

@@ -1,13 +1,15 @@
 """Training: fit (loop.py, the loop in a screen), evaluate, and the callbacks that plug in.
 
 Read loop.py first; then each callback on its own: progress.py, checkpoint.py,
-preemption.py, early_stopping.py, save_best.py, guard.py (callbacks.py lists the hooks).
+preemption.py, early_stopping.py, save_best.py, guard.py (callbacks.py lists the hooks);
+ensemble.py averages several trained models.
 """
 
 from .callbacks import CallbackList
 from .checkpoint import Checkpoint
 from .checks import check_inputs, check_split
 from .early_stopping import EarlyStopping
+from .ensemble import Ensemble, EnsembleError
 from .evaluate import evaluate, normalize_of, num_classes_of, targets_for
 from .guard import NonFiniteGuard, TrainingDiverged
 from .loop import EpochSums, epoch_seed, fit, train_loop
@@ -19,6 +21,8 @@ __all__ = [
     "CallbackList",
     "Checkpoint",
     "EarlyStopping",
+    "Ensemble",
+    "EnsembleError",
     "EpochSums",
     "NonFiniteGuard",
     "Preemption",

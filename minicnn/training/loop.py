@@ -43,6 +43,7 @@ def fit(
     seed=0,
     augment=None,
     normalize=None,
+    balance=False,
     callbacks=(),
     checkpoint=None,
     resume=False,
@@ -62,6 +63,8 @@ def fit(
     - seed: shuffle / augmentation seed (epoch e uses epoch_seed(seed, e))
     - augment: None or a callable augment(x, rng) such as minicnn.data.Augment
     - normalize: (mean, std) per channel; None takes model.mean / model.std when set
+    - balance: each epoch draws len(train) images with replacement, every class equally
+      likely (minicnn.data.batches' balance), instead of a shuffle of the split
     - callbacks: objects with any of the hooks of minicnn.training.callbacks, e.g.
       on_epoch_end(epoch, logs, model) -> True to stop (SaveBest, EarlyStopping)
     - checkpoint: path of checkpoint.npz, written (atomically) after every epoch. With it,
@@ -99,7 +102,7 @@ def fit(
 
     def train_batches(epoch, skip=0, part=None):  # the epoch's shuffled, augmented batches
         every = batches(train, batch_size, seed=epoch_seed(seed, epoch), augment=augment,
-                        normalize=normalize, part=part)  # fmt: skip
+                        normalize=normalize, part=part, balance=balance)  # fmt: skip
         # after the `skip` steps a stopped run took: made and dropped, so that the random
         # draws of the rest are those of the uninterrupted run
         return itertools.islice(every, skip, None)

@@ -96,6 +96,15 @@ def test_other_formats_are_rejected(tmp_path):
     np.savez(plain, a=np.zeros(3))
     with pytest.raises(ModelFileError, match="plain.npz is an .npz file but not a minicnn"):
         minicnn.load(plain)
+    data = tmp_path / "pneumoniamnist.npz"  # a data set where a model is expected
+    np.savez(data, train_images=np.zeros((2, 4, 4), np.uint8), train_labels=np.zeros((2, 1)))
+    with pytest.raises(ModelFileError) as e:
+        minicnn.load(data)
+    assert str(e.value) == (
+        f"{data} is an .npz file but not a minicnn model file: it holds the arrays "
+        "train_images, train_labels and no 'minicnn.json' record; it looks like a data set: "
+        "give it with --data"
+    )
     with pytest.raises(FileNotFoundError, match="missing.npz"):
         minicnn.load(tmp_path / "missing.npz")
 

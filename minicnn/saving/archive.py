@@ -92,9 +92,14 @@ class Archive:
         """The parsed record, refused if it is not JSON, too large, too deep or another format."""
         path = self.path
         if RECORD_KEY not in self.headers:
+            what = "model" if expect_format == "minicnn-model" else "checkpoint"
+            arrays = sorted(self.headers)
+            shown = ", ".join(arrays[:4]) + (", ..." if len(arrays) > 4 else "")
+            data = any(name.endswith("_images") for name in arrays)  # MedMNIST's keys
             raise ModelFileError(
-                f"{path} is an .npz file but not a minicnn {expect_format} file "
-                f"(no {RECORD_KEY!r} record)"
+                f"{path} is an .npz file but not a minicnn {what} file: it holds the arrays "
+                f"{shown or '(none)'} and no {RECORD_KEY!r} record"
+                + ("; it looks like a data set: give it with --data" if data else "")
             )
         shape, dtype = self.headers[RECORD_KEY]
         if dtype.kind != "U" or shape != ():

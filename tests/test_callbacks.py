@@ -103,6 +103,8 @@ def test_progress_line_always_and_bar_only_on_a_terminal(monkeypatch):
     assert format_row(ROW, 3, 16) == (
         "epoch   2/3  train loss 1.5000 acc  25.0%  val loss 1.2500 acc  50.0%    2.0 s (8 img/s)"
     )
+    huge = dict(ROW, train_loss=5.370053572806175e24)  # a diverging loss, still finite
+    assert format_row(huge, 3, 16).startswith("epoch   2/3  train loss 5.37e+24 acc  25.0%")
 
 
 def test_a_redirected_run_writes_no_progress_frames(ds, capsys):

@@ -5,14 +5,19 @@ import sys
 from tqdm import tqdm
 
 
+def loss_text(loss):
+    """A loss as the log shows it: 4 decimals, or 4 significant digits once it is huge."""
+    return f"{loss:.4f}" if abs(loss) < 1e5 else f"{loss:.4g}"
+
+
 def format_row(row, epochs, n_train):
     """One line per epoch: the numbers the paper reports, plus time and speed."""
     line = (
-        f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} "
+        f"epoch {row['epoch']:>3}/{epochs}  train loss {loss_text(row['train_loss'])} "
         f"acc {row['train_acc']:6.1%}"
     )
     if row.get("val_loss") is not None:
-        line += f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:6.1%}"
+        line += f"  val loss {loss_text(row['val_loss'])} acc {row['val_acc']:6.1%}"
     return line + f"  {row['seconds']:5.1f} s ({n_train / row['seconds']:,.0f} img/s)"
 
 
@@ -42,7 +47,7 @@ class Progress:
         self.correct += logs["hits"]
         self._bar.update(n)
         if step % 10 == 0:
-            self._bar.set_postfix(loss=f"{self.loss_sum / self.seen:.4f}",
+            self._bar.set_postfix(loss=loss_text(self.loss_sum / self.seen),
                                   acc=f"{self.correct / self.seen:.3f}")  # fmt: skip
 
     def _close(self):

@@ -342,11 +342,14 @@ def plot_feature_maps(maps, path, title=None, cell=48):
 POINT_COLOURS = (VAL_COLOUR, (44, 160, 44), (214, 39, 40), (148, 103, 189))  # orange, green...
 
 
-def _unit_square(below, side=460, left=70, top=50):
-    """A white picture with a side x side plot area for [0, 1] x [0, 1] and `below` pixels
-    under it: (img, draw, (x0, y0, x1, y1), px, py), px and py mapping [0, 1] to pixels."""
+def _unit_square(below, heading, side=460, left=70, top=50):
+    """A white picture with a side x side plot area for [0, 1] x [0, 1], its heading, grid,
+    ticks and dashed diagonal drawn, and `below` pixels under it:
+    (img, draw, (x0, y0, x1, y1), px, py), px and py mapping [0, 1] to pixels."""
     x0, y0, x1, y1 = left, top, left + side, top + side
     img = Image.new("RGB", (left + side + 25, top + side + below), "white")
+    draw = ImageDraw.Draw(img)
+    small, normal = _font(12), _font(15)
 
     def px(f):
         return x0 + f * (x1 - x0)
@@ -354,7 +357,16 @@ def _unit_square(below, side=460, left=70, top=50):
     def py(t):
         return y1 - t * (y1 - y0)
 
-    return img, ImageDraw.Draw(img), (x0, y0, x1, y1), px, py
+    _text(draw, (img.width // 2, 12), heading, normal, "ma")
+    for t in np.linspace(0, 1, 6):
+        draw.line([(px(t), y0), (px(t), y1)], fill=GRID)
+        draw.line([(x0, py(t)), (x1, py(t))], fill=GRID)
+        _text(draw, (px(t), y1 + 6), f"{t:.1f}", small, "ma")
+        _text(draw, (x0 - 6, py(t)), f"{t:.1f}", small, "rm")
+    for k in range(0, 40, 2):
+        a, b = k / 40, (k + 1) / 40
+        draw.line([(px(a), py(a)), (px(b), py(b))], fill=(160, 160, 160))
+    return img, draw, (x0, y0, x1, y1), px, py
 
 
 def plot_roc(fpr, tpr, path, points=(), title="ROC curve", auc=None):
@@ -365,19 +377,9 @@ def plot_roc(fpr, tpr, path, points=(), title="ROC curve", auc=None):
     for comparison); auc: printed in the title when given. The diagonal is chance.
     """
     below = 55 + 20 * (len(points) + 1)
-    img, draw, (x0, y0, x1, y1), px, py = _unit_square(below)
-    small, normal = _font(12), _font(15)
-
     heading = title if auc is None else f"{title}, AUC {auc:.3f}"
-    _text(draw, (img.width // 2, 12), heading, normal, "ma")
-    for t in np.linspace(0, 1, 6):
-        draw.line([(px(t), y0), (px(t), y1)], fill=GRID)
-        draw.line([(x0, py(t)), (x1, py(t))], fill=GRID)
-        _text(draw, (px(t), y1 + 6), f"{t:.1f}", small, "ma")
-        _text(draw, (x0 - 6, py(t)), f"{t:.1f}", small, "rm")
-    for k in range(0, 40, 2):  # the chance diagonal, dashed
-        a, b = k / 40, (k + 1) / 40
-        draw.line([(px(a), py(a)), (px(b), py(b))], fill=(160, 160, 160))
+    img, draw, (x0, y0, x1, y1), px, py = _unit_square(below, heading)  # the diagonal: chance
+    small = _font(12)
     draw.rectangle([x0, y0, x1, y1], outline=INK)
     _text(draw, ((x0 + x1) // 2, y1 + 24), "false positive rate (1 - specificity)", small, "ma")
     _text(draw, (8, y0 - 24), "true positive rate (sensitivity)", small, "la")
@@ -415,20 +417,11 @@ def plot_calibration(curve, path, intervals=None, title="reliability diagram", e
     of how many images fall in each bin.
     """
     hist = 80
-    img, draw, (x0, y0, x1, y1), px, py = _unit_square(45 + hist + 30)
-    small, normal = _font(12), _font(15)
-
     figures = [(name, v) for name, v in (("ECE", ece), ("Brier", brier)) if v is not None]
     heading = ", ".join([title] + [f"{name} {v:.3f}" for name, v in figures])
-    _text(draw, (img.width // 2, 12), heading, normal, "ma")
-    for t in np.linspace(0, 1, 6):
-        draw.line([(px(t), y0), (px(t), y1)], fill=GRID)
-        draw.line([(x0, py(t)), (x1, py(t))], fill=GRID)
-        _text(draw, (px(t), y1 + 6), f"{t:.1f}", small, "ma")
-        _text(draw, (x0 - 6, py(t)), f"{t:.1f}", small, "rm")
-    for k in range(0, 40, 2):  # perfect calibration, dashed
-        a, b = k / 40, (k + 1) / 40
-        draw.line([(px(a), py(a)), (px(b), py(b))], fill=(160, 160, 160))
+    # the diagonal: perfect calibration
+    img, draw, (x0, y0, x1, y1), px, py = _unit_square(45 + hist + 30, heading)
+    small = _font(12)
     draw.rectangle([x0, y0, x1, y1], outline=INK)
     _text(draw, ((x0 + x1) // 2, y1 + 24), "mean P(class 1) in the bin", small, "ma")
     _text(draw, (8, y0 - 24), "share of class 1 in the bin", small, "la")

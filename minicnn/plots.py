@@ -251,6 +251,15 @@ def overlay(image, heatmap, alpha=0.5, scale=1):
     return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
 
 
+def colour_bar(img, draw, xy, height):
+    """Draw viridis from 1 (top) to 0 (bottom), 10 pixels wide at xy, labelled at its ends."""
+    x, y = xy
+    ramp = colormap(np.linspace(1, 0, height))[:, None, :].repeat(10, axis=1)  # (h, 10, 3)
+    img.paste(Image.fromarray(ramp), (x, y))
+    _text(draw, (x + 14, y), "1", _font(12), "lt")
+    _text(draw, (x + 14, y + height), "0", _font(12), "lb")
+
+
 def plot_explanation(image, heatmap, path, caption, top=(), title=None):
     """Write a PNG: the image, the heatmap over it, a colour bar, the caption and top classes.
 
@@ -270,10 +279,7 @@ def plot_explanation(image, heatmap, path, caption, top=(), title=None):
     img.paste(plain, (10, 30))
     img.paste(overlay(image, heatmap, scale=scale), (20 + side_w, 30))
     bar_x = 30 + 2 * side_w
-    ramp = colormap(np.linspace(1, 0, side_h))[:, None, :].repeat(10, axis=1)  # (h, 10, 3)
-    img.paste(Image.fromarray(ramp), (bar_x, 30))
-    _text(draw, (bar_x + 14, 30), "1", small, "lt")
-    _text(draw, (bar_x + 14, 30 + side_h), "0", small, "lb")
+    colour_bar(img, draw, (bar_x, 30), side_h)
     _text(draw, (10 + side_w // 2, 36 + side_h), "image", small, "ma")
     _text(draw, (20 + side_w + side_w // 2, 36 + side_h), caption, normal, "ma")
     x0, y = bar_x + 36, 30

@@ -24,6 +24,7 @@ LEVELS = [  # lowest first; a name covers the module and, for a package, all ins
         "minicnn.saving",
         "minicnn.io",
         "minicnn.plots",
+        "minicnn.overlays",
         "minicnn.mpi",
         "minicnn.agreement",
         "minicnn.distributed",

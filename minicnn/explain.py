@@ -1,6 +1,7 @@
 """Explain a prediction: Grad-CAM, saliency, occlusion, feature maps and filters.
 
     maps = minicnn.explain.grad_cam(model, images)         # (N, H, W) in [0, 1]
+    share = minicnn.explain.region_shares(maps, masks)     # (N, R): mass inside each mask
     maps = minicnn.explain.saliency(model, images, target=3)
     drop = minicnn.explain.occlusion(model, images, patch=8, stride=4)
 
@@ -279,6 +280,22 @@ def grad_cam(model, images, target=None, layer=None):
         cam = np.maximum(np.einsum("nc,nchw->nhw", alpha, A), 0)  # (n, H', W')
         maps[s : s + len(A)] = _scale(_upsample(cam, H, W))
     return maps
+
+
+def region_shares(maps, masks):
+    """The share of each map's mass that lies inside each mask.
+
+    share[n, r] = sum(maps[n] * masks[r]) / sum(maps[n]).
+    Inputs: maps (N, H, W), values >= 0 (grad_cam's, saliency's); masks bool (R, H, W).
+    Returns: float (N, R) in [0, 1]; a row of nan for a map that is zero everywhere.
+    """
+    maps, masks = np.asarray(maps, dtype=np.float64), np.asarray(masks, dtype=np.float64)
+    if maps.ndim != 3 or masks.ndim != 3 or maps.shape[1:] != masks.shape[1:]:
+        raise ValueError(f"maps (N, H, W) and masks (R, H, W) must match, got {maps.shape} "
+                         f"and {masks.shape}")  # fmt: skip
+    inside = np.einsum("nhw,rhw->nr", maps, masks)  # (N, R)
+    total = maps.sum(axis=(1, 2))[:, None]  # (N, 1)
+    return np.divide(inside, total, out=np.full(inside.shape, np.nan), where=total > 0)
 
 
 def saliency(model, images, target=None):

@@ -55,7 +55,7 @@ def xray(path):
         print(f"{name}: test image {i} -> {out}")
     border = np.ones((S, S), bool)
     border[EDGE:-EDGE, EDGE:-EDGE] = False
-    share = cams[:, border].sum(1) / np.maximum(cams.reshape(len(x), -1).sum(1), 1e-12)
+    share = explain.region_shares(cams, border[None])[:, 0]  # nan for a map zero everywhere
     print(f"border ({EDGE} px) is {border.mean():.0%} of the image")
     for c, name in enumerate(model.class_names):
         mask = pred == c
@@ -65,7 +65,7 @@ def xray(path):
         out = os.path.join(HERE, f"xray-mean-{name}.png")
         plot_explanation(mean_image, mean_map / mean_map.max(), out, f"mean Grad-CAM: {name}",
                          (), title)  # fmt: skip
-        print(f"predicted {name}: {mask.sum()} images, {share[mask].mean():.0%} of the map's "
+        print(f"predicted {name}: {mask.sum()} images, {np.nanmean(share[mask]):.0%} of the map's "
               f"mass on the border -> {out}")  # fmt: skip
     drops = explain.occlusion(model, x[:40]).max(axis=(1, 2))  # 8x8 patches, every 4 pixels
     sure = (probs[:40].max(1) > 0.99).sum()

@@ -186,7 +186,7 @@ def test_two_class_evaluate_prints_accuracy_at_the_stored_threshold(counted, tmp
     model.threshold = float(np.round(np.quantile(p1, 0.3), 4))  # not 0.5: it must be used
     minicnn.save(model, tmp_path / "m.npz", metadata={"screening": {"rule": "fixed"}})
     argv = ["evaluate", str(tmp_path / "m.npz"), "--data", str(data), "--no-progress"]
-    assert main(argv) == 0
+    assert main(argv + ["--bootstrap", "0"]) == 0  # no intervals (test_evaluate_json's)
     lines = scored_lines(capsys.readouterr().out)
     t = model.threshold
     assert lines[2] == f"decision: pneumonia when P(pneumonia) >= {t:.4g} (given with --threshold)"

@@ -3,13 +3,15 @@
     minicnn evaluate runs/paper-tiny/model.npz --data tiny-imagenet-200.zip
     minicnn evaluate runs/paper-tiny/model.npz --data tiny-imagenet-200.zip --split val --tta flip
     minicnn evaluate runs/xray-pneumoniamnist/model.npz --data pneumoniamnist.npz
+    minicnn evaluate runs/xray/model.npz --data chest_xray/ --json test.json
     minicnn evaluate run1/model.npz --ensemble run2/model.npz --data D --threshold-from val
 
 The data is loaded as training loads it (minicnn.data.load at the model's input size and
 channels), and only the split scored is decoded (and cached). --split picks it (default:
-test when the data has one, else val). A split the source lacks is carved as training carved
-it: with the --seed and --group-by of the training run, read from the model file when it
-stores them (said in one line), else 0 and auto; give them to override.
+test when the data has one, else val). A folder or zip holding only test/<class>/ (the
+official chest X-ray test set, say) is that test split. A split the source lacks is carved
+as training carved it: with the --seed and --group-by of the training run, read from the
+model file when it stores them (said in one line), else 0 and auto; give them to override.
 
 The data's classes must be the model's. Names that differ only in case (NORMAL and normal),
 or come in another order, are matched by name, in one line; other classes are refused, both
@@ -17,24 +19,36 @@ lists named.
 
 Printed: accuracy, and top-5 accuracy for over 5 classes. A two-class model is judged at the
 threshold stored in its file (the line before the figures says which and where it comes
-from): accuracy, sensitivity and specificity at it, and the ROC AUC. --tta flip adds the same
-figures for the mean over each image and its mirror.
+from): accuracy, sensitivity, specificity and ROC AUC at it, each with its 95% percentile
+bootstrap interval over the images scored (--bootstrap N resamples, 2000; 0: none; seeded
+by --seed). --tta flip adds the same figures for the mean over each image and its mirror.
 
 --ensemble MODEL (repeated) scores MODEL and those models as one: the mean of their
 probabilities (for each view with --tta). Its two-class threshold is --threshold T, or with
 --threshold-from val the highest whose sensitivity on the validation split is at least
 --target-sensitivity (0.95), chosen for each view; without either, 0.5. --threshold and
 --threshold-from val work for one model too, in place of the stored threshold.
+
+--json FILE writes it all to FILE: models (file, epoch), data (source, split, images,
+classes, class_names, seed, group_by) and views, one per view (tta: null, then flip), each
+with accuracy (and top5). Two classes: each view has a `screening` section made by the code
+that makes a training run's results.json's, with its keys: among them threshold,
+threshold_source (val, fallback or fixed as there; model_file or default), val (the
+validation figures at a threshold chosen there), figures (sensitivity, specificity, ppv,
+npv, accuracy, f1, auc: value, low, high), at_0.5, calibration (brier, ece, reliability);
+and threshold_how, the words printed after the threshold.
 """
 
 import contextlib
 import io
+import os
 
 import numpy as np
 
 from ..data import Split, load
 from ..data.sources import printable
-from ..metrics import binary_metrics, choose_threshold
+from ..metrics import choose_threshold
+from ..saving import write_json
 from ..train import evaluate as evaluate_split
 from ..training.evaluate import num_classes_of
 from . import ensemble
@@ -45,6 +59,7 @@ from .common import (
     quoted,
     threshold_of,
 )
+from .screening import RESAMPLES, screening_section
 
 SHOWN = 10  # class names listed in a refusal, per list
 
@@ -58,7 +73,9 @@ def add_commands(commands):
     e.add_argument("--data", required=True, help="folder, .zip or MedMNIST .npz, as in training")
     e.add_argument("--split", choices=["train", "val", "test"], help="(default: test, else val)")
     e.add_argument(
-        "--seed", type=int, help="seed of carved splits (default: the training's, else 0)"
+        "--seed",
+        type=int,
+        help="seed of carved splits and of the bootstrap (default: the training's, else 0)",
     )
     e.add_argument(
         "--group-by",
@@ -67,6 +84,14 @@ def add_commands(commands):
         "expression with one group (default: the training's, else auto)",
     )
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    e.add_argument("--json", metavar="FILE", help="also write every figure to FILE (JSON)")
+    e.add_argument(
+        "--bootstrap",
+        type=int,
+        default=RESAMPLES,
+        metavar="N",
+        help=f"two classes: bootstrap resamples for the 95%% intervals ({RESAMPLES}; 0: none)",
+    )
     add_tta_option(e)
     ensemble.add_options(e, choose=True)
     e.set_defaults(run=evaluate)
@@ -155,8 +180,23 @@ def match_classes(model, class_names, data):
     )
 
 
+def check_options(args):
+    """--json and --bootstrap, refused before any work: one CommandError naming the option."""
+    if args.bootstrap < 0:
+        raise CommandError(f"--bootstrap must be 0 (no intervals) or more, got {args.bootstrap}")
+    if args.json is None:
+        return
+    folder = os.path.dirname(os.path.abspath(args.json))
+    if os.path.isdir(args.json):
+        raise CommandError(f"--json {printable(args.json)} is a folder: give a file name")
+    if not os.path.isdir(folder):
+        raise CommandError(f"--json {printable(args.json)}: no folder {printable(folder)}")
+
+
 def evaluate(args):
-    """Print the model's figures on the split; 0 (a data set that does not fit: an error)."""
+    """Print the model's figures on the split (--json: write them); 0 (a data set that does
+    not fit: an error)."""
+    check_options(args)
     models, scorer = ensemble.load(args)  # one model, or --ensemble: their mean
     model = models[0]
     C, S, _ = model.input_shape
@@ -167,6 +207,7 @@ def evaluate(args):
     index = match_classes(model, class_names, args.data)
     if index is not None:  # the data's labels as the model's class indices
         split = Split(split.images, index[split.labels])
+    names = class_names if model.class_names is None else [str(n) for n in model.class_names]
     epoch = meta.get("epoch")
     if len(models) == 1:
         print(f"model: {args.model}" + (f" (saved at epoch {epoch})" if epoch else ""))
@@ -174,29 +215,68 @@ def evaluate(args):
         print(f"model: an ensemble of {len(models)}, {args.model} first")
     print(f"data: {printable(args.data)}, {name} split, {len(split)} images, "
           f"{len(class_names)} classes")  # fmt: skip
+    files = [args.model, *args.ensemble]
+    data = dict(source=printable(args.data), split=name, images=len(split),
+                classes=len(names), class_names=names, seed=seed, group_by=group_by)  # fmt: skip
+    if index is not None:
+        data["data_class_names"] = class_names  # as the data names them
+    epochs = [(getattr(m, "metadata", None) or {}).get("epoch") for m in models]
+    report = {
+        "models": [{"file": printable(f), "epoch": e} for f, e in zip(files, epochs)],
+        "data": data,
+        "views": [],
+    }
     two = len(class_names) == 2
     views = [None] + ([args.tta] if args.tta else [])
     if two:
-        positive = model.class_names[1] if model.class_names is not None else "class 1"
         chosen = thresholds(args, models, scorer, views, (S, C, seed, group_by, index), name)
-        for tta, (t, source) in chosen.items():
-            said = "decision" if tta is None or len(set(chosen.values())) > 1 else None
-            if said:
+        differ = len({(c["threshold"], how) for c, _, how in chosen.values()}) > 1
+        for tta, (choice, _, how) in chosen.items():
+            if tta is None or differ:
                 view = "" if tta is None else f" with --tta {tta}"
-                print(f"{said}{view}: {positive} when P({positive}) >= {t:.4g} ({source})")
+                print(f"decision{view}: {names[1]} when P({names[1]}) >= "
+                      f"{choice['threshold']:.4g} ({how})")  # fmt: skip
+        if args.bootstrap:
+            print(f"95% intervals: {args.bootstrap:,} bootstrap resamples of the {len(split)} "
+                  f"images (seed {seed})")  # fmt: skip
     for tta in views:
         result = score(scorer, split, tta)
+        view = {"tta": tta}
         if two:
-            t = chosen[tta][0]
-            m = binary_metrics(result["labels"], result["probs"][:, 1], t)
-            line = (f"accuracy {m['accuracy']:.2%}   sensitivity {m['sensitivity']:.3f}   "
-                    f"specificity {m['specificity']:.3f}   ROC AUC {m['auc']:.3f}")  # fmt: skip
+            choice, source, how = chosen[tta]
+            labels, p1 = result["labels"], result["probs"][:, 1]
+            section = screening_section(names, choice, name, labels, p1, args.bootstrap, seed,
+                                        source)  # fmt: skip
+            section["threshold_how"] = how
+            view |= {"accuracy": section["figures"]["accuracy"]["value"], "screening": section}
+            line = two_class_line(section["figures"])
         else:
+            view["accuracy"] = result["accuracy"]
             line = f"accuracy {result['accuracy']:.2%}"
             if "top5" in result:
+                view["top5"] = result["top5"]
                 line += f"   top-5 {result['top5']:.2%}"
+        report["views"].append(view)
         print(f"  {'one view' if tta is None else '--tta ' + tta + ':':<12} {line}")
+    if args.json:
+        write_json(args.json, report)
+        print(f"wrote {printable(args.json)}")
     return 0
+
+
+def two_class_line(figures):
+    """Accuracy, sensitivity, specificity and ROC AUC, each with its interval when there is
+    one: `sensitivity 0.950 (0.912-0.981)`. figures: the `figures` of screening_section."""
+
+    def with_interval(key, form):
+        f = figures[key]
+        if f["low"] is None:
+            return format(f["value"], form)
+        return f"{f['value']:{form}} ({f['low']:{form}}-{f['high']:{form}})"
+
+    shown = (("accuracy", "accuracy", ".2%"), ("sensitivity", "sensitivity", ".3f"),
+             ("specificity", "specificity", ".3f"), ("ROC AUC", "auc", ".3f"))  # fmt: skip
+    return "   ".join(f"{label} {with_interval(key, form)}" for label, key, form in shown)
 
 
 def score(scorer, split, tta):
@@ -207,20 +287,23 @@ def score(scorer, split, tta):
 
 
 def thresholds(args, models, scorer, views, loading, scored):
-    """{view: (t, source)}: the two-class threshold for each view, and where it comes from.
+    """{view: (choice, source, how)}: the two-class threshold of each view.
 
-    --threshold T for all; --threshold-from val: chosen on the validation split for each
-    view (its probabilities under that view); else the model file's (threshold_of), or 0.5
-    for an ensemble. loading: (image size, channels, seed, group_by, class index) to load
-    the validation split as the scored one was; scored: the name of the scored split.
+    choice: metrics.choose_threshold's dict (threshold, rule, target_sensitivity, note, val);
+    source: screening_section's threshold_source (None: from the rule); how: a few words for
+    output. --threshold T for all; --threshold-from val: chosen on the validation split for
+    each view (its probabilities under that view); else the model file's (stored_choice),
+    or 0.5 for an ensemble. loading: (image size, channels, seed, group_by, class index) to
+    load the validation split as the scored one was; scored: the name of the scored split.
     """
     if args.threshold is not None:
-        return {tta: (args.threshold, "given with --threshold") for tta in views}
+        choice = choose_threshold(None, None, args.target_sensitivity, args.threshold)
+        return {tta: (choice, None, "given with --threshold") for tta in views}
     if args.threshold_from != "val":
         if len(models) > 1:
             how = f"{ensemble.ENSEMBLE_DEFAULT} (--threshold-from val chooses one)"
-            return {tta: (0.5, how) for tta in views}
-        return {tta: threshold_of(models[0]) for tta in views}
+            return {tta: (default_choice(), "default", how) for tta in views}
+        return {tta: stored_choice(models[0]) for tta in views}
     S, C, seed, group_by, index = loading
     val = load(args.data, splits="val", image_size=S, channels=C, seed=seed, group_by=group_by,
                progress=not args.no_progress).val  # fmt: skip
@@ -236,11 +319,33 @@ def thresholds(args, models, scorer, views, loading, scored):
         p1 = score(scorer, val, tta)["probs"][:, 1]
         c = choose_threshold(val.labels, p1, args.target_sensitivity)
         if c["rule"] == "fallback":
-            chosen[tta] = (c["threshold"], f"validation could not choose: {c['note']}")
+            chosen[tta] = (c, None, f"validation could not choose: {c['note']}")
         else:
             v = c["val"]
             how = (f"chosen on the val split, {len(val)} images, for sensitivity "
                    f"{args.target_sensitivity:g}: there sensitivity {v['sensitivity']:.3f}, "
                    f"specificity {v['specificity']:.3f}")  # fmt: skip
-            chosen[tta] = (c["threshold"], how)
+            chosen[tta] = (c, None, how)
     return chosen
+
+
+def default_choice(t=0.5):
+    """A choice (as metrics.choose_threshold's) of a threshold nothing chose: rule "default"."""
+    return {"threshold": t, "rule": "default", "target_sensitivity": None, "note": None,
+            "val": None}  # fmt: skip
+
+
+def stored_choice(model):
+    """(choice, source, how) of the threshold stored in a model file (threshold_of), with the
+    rule, target and note training stored beside it; source "model_file" ("default" when the
+    file stores none)."""
+    t, how = threshold_of(model)
+    if model.threshold is None:
+        return default_choice(t), "default", how
+    meta = getattr(model, "metadata", None) or {}
+    stored = meta.get("screening") or {}
+    rule = stored.get("rule")
+    target = meta.get("target_sensitivity") if rule == "target_sensitivity" else None
+    choice = {"threshold": t, "rule": rule, "target_sensitivity": target,
+              "note": stored.get("note"), "val": None}  # fmt: skip
+    return choice, "model_file", how

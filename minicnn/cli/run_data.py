@@ -32,6 +32,9 @@ def load_data(args, channels):
         workers=args.workers,
         progress=not args.no_progress,
     )
+    if ds.train is None:
+        raise DataError(f"{printable(str(args.data))} has no train split to train on (only "
+                        "test/ or val/ folders): score it with minicnn evaluate")  # fmt: skip
     if args.per_class:
         rng = np.random.default_rng(args.seed)
         keep = [

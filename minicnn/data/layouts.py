@@ -5,7 +5,8 @@ Understood layouts, tried in this order:
 1. Tiny ImageNet: `wnids.txt`, `train/<wnid>/images/*.JPEG`, `val/images/*` with
    `val/val_annotations.txt`; `words.txt` gives readable names; the unlabeled `test/` is ignored.
 2. Split folders: `train/` plus `val/` (or `valid/`, `validation/`) and/or `test/`, each with
-   one folder per class (the chest_xray layout `train|val|test/NORMAL|PNEUMONIA`).
+   one folder per class (the chest_xray layout `train|val|test/NORMAL|PNEUMONIA`). `test/`
+   and/or `val/` without `train/` is read this way too: a set to score, with no train split.
 3. Class folders: one folder per class directly under the root (images may sit in subfolders).
    A root holding only `train/<class>/` is read this way too.
 """
@@ -16,17 +17,15 @@ import numpy as np
 
 from .dataset import DataError
 from .images import is_image_name
-from .sources import printable
+from .sources import VAL_NAMES, printable
 
 LAYOUTS_UNDERSTOOD = """layouts understood:
   1. Tiny ImageNet: wnids.txt, train/<wnid>/images/*.JPEG, val/images/ + val/val_annotations.txt
   2. split folders: train/ and val/ and/or test/, each with one folder per class
-     (e.g. chest_xray: train|val|test/NORMAL|PNEUMONIA)
+     (e.g. chest_xray: train|val|test/NORMAL|PNEUMONIA); test/ alone: a set to score
   3. class folders: one folder per class directly under the root
   4. a MedMNIST .npz file (train_images, train_labels, val_images, ...)
   (a .zip holding layout 1, 2 or 3 is read in place)"""
-
-VAL_NAMES = ("val", "valid", "validation")
 
 
 @dataclass
@@ -53,7 +52,9 @@ def plan_layout(tree):
     if "wnids.txt" in tree.files and "train" in top:
         return _tiny_imagenet(tree)
     split_names = [d for d in top if d.lower() in VAL_NAMES + ("test", "train")]
-    if any(d.lower() == "train" for d in split_names) and len(split_names) > 1:
+    has_train = any(d.lower() == "train" for d in split_names)
+    alone = split_names and split_names == top and not has_train  # test/ and/or val/ alone
+    if (has_train and len(split_names) > 1) or alone:
         return _split_folders(tree, split_names)
     if top == ["train"] or (any(d.lower() == "train" for d in top) and len(top) == 1):
         plan = _class_folders(tree, top[0] + "/")
@@ -111,15 +112,18 @@ def _split_folders(tree, split_names):
                 f"{tree.display()} has both {by_role[role]}/ and {d}/ as {role} folders"
             )
         by_role[role] = d
-    class_ids = tree.subdirs(by_role["train"] + "/")
+    first = next(by_role[r] for r in ("train", "val", "test") if r in by_role) + "/"
+    class_ids = tree.subdirs(first)  # train's, else val's or test's
     if not class_ids:
-        raise DataError(f"{tree.display(by_role['train'] + '/')} holds no class folders")
+        raise DataError(f"{tree.display(first)} holds no class folders")
     groups, names, notes = {}, {}, []
+    if "train" not in by_role:
+        notes.append("no train/ folder: a set to score, not to train on")
     for role in ("train", "val", "test"):
         if role not in by_role:
             continue
         root = by_role[role] + "/"
-        folders = _same_classes(tree, root, by_role["train"] + "/", class_ids, notes)
+        folders = _same_classes(tree, root, first, class_ids, notes)
         *groups[role], names[role] = _class_groups(tree, root, class_ids, folders)
     roles = "/".join(by_role[r] for r in ("train", "val", "test") if r in by_role)
     note = f"layout: split folders {roles} ({len(class_ids)} classes) in {tree.display()}"

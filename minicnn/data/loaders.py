@@ -177,9 +177,11 @@ def _choose(listing, fractions, seed, group_by, notes):
         return {"train": train, "val": val if val_fraction > 0 else None,
                 "test": test if test_fraction > 0 else None}  # fmt: skip
 
-    train = whole("train")
     val = whole("val") if "val" in labels else None
     test = whole("test") if "test" in labels else None
+    if "train" not in labels:  # test/ (or val/) alone: nothing to carve from
+        return {"train": None, "val": val, "test": test}
+    train = whole("train")
     n_train, n_val = len(labels["train"]), len(labels.get("val", ()))
     too_small = val is not None and (n_val < MIN_VAL_IMAGES or n_val < MIN_VAL_SHARE * n_train)
     if too_small and not listing.official_val:

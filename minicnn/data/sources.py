@@ -3,7 +3,8 @@
 A `.zip` is never unpacked: its members are listed from the central directory and read one by
 one (each decode worker opens the zip itself). When the root holds a single folder and nothing
 else (a zip of `tiny-imagenet-200/`, or a folder that wraps the data set), the listing descends
-into it, so both `tiny-imagenet-200.zip` and the unpacked `tiny-imagenet-200/` are found.
+into it, so both `tiny-imagenet-200.zip` and the unpacked `tiny-imagenet-200/` are found. A lone
+`test/` or `val/` folder is not entered: its name says which split its class folders are.
 
 Folders are walked by `walk`: links to folders are followed, but never into a folder already
 read (a link back up the tree is no loop) and never deeper than MAX_DEPTH; a broken link, an
@@ -16,6 +17,7 @@ import os
 import zipfile
 
 MAX_DEPTH = 32  # folders below the root: far more than any data set nests
+VAL_NAMES = ("val", "valid", "validation")  # folder names of a validation split
 
 
 def printable(path):
@@ -156,6 +158,8 @@ class FileTree:
                 d.split("/", 1)[0] for d in self.dirs
             }
             if len(tops) != 1 or any("/" not in name for name in self.files):
+                return
+            if next(iter(tops)).lower() in (*VAL_NAMES, "test"):  # a split, not a wrapper
                 return
             top = tops.pop() + "/"
             self.prefix += top

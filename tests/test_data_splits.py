@@ -202,3 +202,50 @@ def test_unreadable_files_count_only_in_the_split_that_reads_them(tmp_path, monk
         assert len(ds.val) == 12 and ds.skipped[0].endswith("broken.png")
         ds = quiet(tmp_path / "set", splits="test", cache=cache, cache_dir=tmp_path / "c")
         assert len(ds.test) == 10 and ds.skipped == []
+
+
+@pytest.mark.parametrize("layout", ["split folders", "class folders", "npz"])
+def test_splits_all_reads_every_image_and_carves_nothing(tmp_path, monkeypatch, layout):
+    root = tmp_path / "set"
+    if layout == "split folders":
+        three_splits(root)
+        values = [10 + 100 * s + 40 * c for s, n in enumerate((40, 6, 5)) for c in (0, 1)
+                  for _ in range(n)]  # fmt: skip
+        labels = np.concatenate([np.repeat([0, 1], n) for n in (40, 6, 5)])
+        listed, said = (
+            {"train": 80, "val": 12, "test": 10},
+            "train 80 + val 12 + test 10 = 102 images",
+        )
+    elif layout == "class folders":
+        for c in ("a", "b"):
+            for i in range(15):
+                write_gray(str(root / c / f"{i:02d}.png"), 4 * i + 100 * (c == "b"))
+        values = [4 * i + 100 * c for c in (0, 1) for i in range(15)]
+        labels = np.repeat([0, 1], 15)
+        listed, said = {"all": 30}, "30 images (no split folders)"
+    else:
+        rng = np.random.default_rng(0)
+        raw = {"train": rng.integers(0, 256, (30, 8, 8), dtype=np.uint8),
+               "test": rng.integers(0, 256, (8, 8, 8), dtype=np.uint8)}  # fmt: skip
+        root = tmp_path / "m.npz"
+        np.savez(root, train_images=raw["train"], train_labels=np.arange(30) % 2,
+                 test_images=raw["test"], test_labels=np.arange(8) % 3 % 2)  # fmt: skip
+        listed, said = {"train": 30, "test": 8}, "train 30 + test 8 = 38 images"
+        labels = np.concatenate([np.arange(30) % 2, np.arange(8) % 3 % 2])
+    count = CountDecodes(monkeypatch)
+    ds = quiet(root, splits="all", seed=5)
+    assert (ds.train, ds.val, ds.test) == (None, None, None) and ds.listed == listed
+    np.testing.assert_array_equal(ds.all.labels, labels)
+    if layout == "npz":  # 8x8 arrays read at 8: their own pixels, train's then test's
+        np.testing.assert_array_equal(ds.all.images[:, 0], np.concatenate(list(raw.values())))
+    else:
+        assert count.files == len(labels)
+        np.testing.assert_array_equal(ds.all.images[:, 0, 0, 0], values)
+    assert f"every image, nothing carved: {said}" in ds.notes
+    assert not any("stratified" in n or "group" in n for n in ds.notes)  # nothing carved
+    carved = quiet(root, seed=5)  # the usual load: the same images, cut into three
+    assert carved.listed == listed and carved.all is None
+    parts = [s for s in (carved.train, carved.val, carved.test) if s is not None]
+    assert sum(map(len, parts)) == len(labels)
+    with pytest.raises(data.DataError, match="some of train, val, test, or be all; got"):
+        quiet(root, splits=("all", "val"))

@@ -1,9 +1,10 @@
-"""minicnn evaluate: the accuracy of a model on one split of a labelled data set.
+"""minicnn evaluate: the accuracy of a model on one split (or all) of a labelled data set.
 
     minicnn evaluate runs/paper-tiny/model.npz --data tiny-imagenet-200.zip
     minicnn evaluate runs/paper-tiny/model.npz --data tiny-imagenet-200.zip --split val --tta flip
     minicnn evaluate runs/xray-pneumoniamnist/model.npz --data pneumoniamnist.npz
     minicnn evaluate runs/xray/model.npz --data chest_xray/ --json test.json
+    minicnn evaluate runs/xray/model.npz --data other_hospital/ --split all
     minicnn evaluate run1/model.npz --ensemble run2/model.npz --data D --threshold-from val
 
 The data is loaded as training loads it (minicnn.data.load at the model's input size and
@@ -12,6 +13,11 @@ test when the data has one, else val). A folder or zip holding only test/<class>
 official chest X-ray test set, say) is that test split. A split the source lacks is carved
 as training carved it: with the --seed and --group-by of the training run, read from the
 model file when it stores them (said in one line), else 0 and auto; give them to override.
+Class folders with no split folders (--data chest_xray/test, holding NORMAL/ and PNEUMONIA/)
+are thus cut 80/10/10 and only the carved test tenth is scored (a note says so): right for
+the data the model trained on, not for a separate test set. --split all scores every image
+of the source, nothing carved (split folders all together, named in the output); it cannot
+go with --threshold-from val, since any val split would be among the images scored.
 
 The data's classes must be the model's. Names that differ only in case (NORMAL and normal),
 or come in another order, are matched by name, in one line; other classes are refused, both
@@ -29,14 +35,14 @@ probabilities (for each view with --tta). Its two-class threshold is --threshold
 --target-sensitivity (0.95), chosen for each view; without either, 0.5. --threshold and
 --threshold-from val work for one model too, in place of the stored threshold.
 
---json FILE writes it all to FILE: models (file, epoch), data (source, split, images,
-classes, class_names, seed, group_by) and views, one per view (tta: null, then flip), each
-with accuracy (and top5). Two classes: each view has a `screening` section made by the code
-that makes a training run's results.json's, with its keys: among them threshold,
-threshold_source (val, fallback or fixed as there; model_file or default), val (the
-validation figures at a threshold chosen there), figures (sensitivity, specificity, ppv,
-npv, accuracy, f1, auc: value, low, high), at_0.5, calibration (brier, ece, reliability);
-and threshold_how, the words printed after the threshold.
+--json FILE writes it all to FILE: models (file, epoch), data (source, split (test, val,
+train or all), images, classes, class_names, seed, group_by (null for all)) and views, one
+per view (tta: null, then flip), each with accuracy (and top5). Two classes: each view has
+a `screening` section made by the code that makes a training run's results.json's, with its
+keys: among them threshold, threshold_source (val, fallback or fixed as there; model_file or
+default), val (the validation figures at a threshold chosen there), figures (sensitivity,
+specificity, ppv, npv, accuracy, f1, auc: value, low, high), at_0.5, calibration (brier,
+ece, reliability); and threshold_how, the words printed after the threshold.
 """
 
 import contextlib
@@ -71,7 +77,11 @@ def add_commands(commands):
     )
     e.add_argument("model", metavar="MODEL", help="model file, e.g. runs/paper-x/model.npz")
     e.add_argument("--data", required=True, help="folder, .zip or MedMNIST .npz, as in training")
-    e.add_argument("--split", choices=["train", "val", "test"], help="(default: test, else val)")
+    e.add_argument(
+        "--split",
+        choices=["train", "val", "test", "all"],
+        help="(default: test, else val); all: every image of the source, nothing carved",
+    )
     e.add_argument(
         "--seed",
         type=int,
@@ -112,14 +122,14 @@ def carving(args, meta):
     if group_by is None:
         group_by = stored_rule if isinstance(stored_rule, str) else "auto"
         taken += [f"--group-by {group_by}"] if isinstance(stored_rule, str) else []
-    if taken:
+    if taken and args.split != "all":  # nothing is carved from an `all` split
         print(f"carved splits as in training: {' '.join(taken)} (from the model file)")
     return seed, group_by
 
 
 def load_scored(args, image_size, channels, seed, group_by):
-    """(name, Split, class names): the split scored, the only one decoded; CommandError if
-    it is empty."""
+    """(name, Split, Dataset): the split scored, the only one decoded; CommandError if it is
+    empty. A split carved from a source with no split folders is said in a note."""
     options = dict(image_size=image_size, channels=channels, seed=seed, group_by=group_by,
                    progress=not args.no_progress)  # fmt: skip
     if args.split:
@@ -135,7 +145,12 @@ def load_scored(args, image_size, channels, seed, group_by):
     split = getattr(ds, name)
     if split is None or not len(split):
         raise CommandError(f"{printable(args.data)} has no {name} split")
-    return name, split, ds.class_names
+    if name != "all" and "all" in ds.listed:  # carved, perhaps from a test set given whole
+        n, total = len(split), ds.listed["all"]
+        print(f"note: {printable(args.data)} has no split folders: scoring the {name} split "
+              f"carved from it as training carves ({n / total:.0%} of its images, {n} of "
+              f"{total}); --split all scores every image")  # fmt: skip
+    return name, split, ds
 
 
 def match_classes(model, class_names, data):
@@ -181,7 +196,12 @@ def match_classes(model, class_names, data):
 
 
 def check_options(args):
-    """--json and --bootstrap, refused before any work: one CommandError naming the option."""
+    """--json, --bootstrap and --split all with --threshold-from val, refused before any work:
+    one CommandError naming the option."""
+    if args.split == "all" and args.threshold_from == "val":
+        raise CommandError("--threshold-from val cannot go with --split all: any val split "
+                           "would be among the images scored; give --threshold T or another "
+                           "--split")  # fmt: skip
     if args.bootstrap < 0:
         raise CommandError(f"--bootstrap must be 0 (no intervals) or more, got {args.bootstrap}")
     if args.json is None:
@@ -202,8 +222,10 @@ def evaluate(args):
     C, S, _ = model.input_shape
     meta = getattr(model, "metadata", {}) or {}
     seed, group_by = carving(args, meta)
-    ensemble.seeds_note(models)
-    name, split, class_names = load_scored(args, S, C, seed, group_by)
+    if args.split != "all":  # nothing carved: the members' seeds do not matter
+        ensemble.seeds_note(models)
+    name, split, ds = load_scored(args, S, C, seed, group_by)
+    class_names = ds.class_names
     index = match_classes(model, class_names, args.data)
     if index is not None:  # the data's labels as the model's class indices
         split = Split(split.images, index[split.labels])
@@ -213,11 +235,14 @@ def evaluate(args):
         print(f"model: {args.model}" + (f" (saved at epoch {epoch})" if epoch else ""))
     else:
         print(f"model: an ensemble of {len(models)}, {args.model} first")
-    print(f"data: {printable(args.data)}, {name} split, {len(split)} images, "
+    parts = " + ".join(r for r in ds.listed if r != "all") or "no split folders"
+    which = f"every image ({parts})" if name == "all" else f"{name} split"
+    print(f"data: {printable(args.data)}, {which}, {len(split)} images, "
           f"{len(class_names)} classes")  # fmt: skip
     files = [args.model, *args.ensemble]
+    rule = None if name == "all" else group_by  # nothing carved
     data = dict(source=printable(args.data), split=name, images=len(split),
-                classes=len(names), class_names=names, seed=seed, group_by=group_by)  # fmt: skip
+                classes=len(names), class_names=names, seed=seed, group_by=rule)  # fmt: skip
     if index is not None:
         data["data_class_names"] = class_names  # as the data names them
     epochs = [(getattr(m, "metadata", None) or {}).get("epoch") for m in models]

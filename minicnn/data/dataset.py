@@ -54,6 +54,10 @@ class Dataset:
     - class_ids: the raw identifier per class (folder name or Tiny ImageNet wnid)
     - notes: what the loader decided (layout found, splits carved, cache used, ...)
     - skipped: images that could not be decoded (paths inside the source)
+    - listed: images per part of the source, before any carving: {"train": n, "val": n,
+      "test": n} (the parts it has), or {"all": n} for class folders with no split folders
+    - all: with `load(splits="all")`, every image of the source in one Split, nothing carved
+      (train, val and test are then None)
     """
 
     train: Split | None
@@ -63,6 +67,8 @@ class Dataset:
     class_ids: list = None
     notes: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
+    listed: dict = field(default_factory=dict)
+    all: Split | None = None
 
     def __post_init__(self):
         self.class_names = [str(c) for c in self.class_names]
@@ -77,11 +83,12 @@ class Dataset:
     @property
     def image_shape(self):
         """(C, H, W) of every image."""
-        split = next(s for s in (self.train, self.val, self.test) if s is not None)
+        split = next(s for s in (self.train, self.val, self.test, self.all) if s is not None)
         return tuple(split.images.shape[1:])
 
     def __repr__(self):
         parts = [f"train={self.train!r}", f"val={self.val!r}", f"test={self.test!r}"]
+        parts += [f"all={self.all!r}"] if self.all is not None else []
         return f"Dataset({', '.join(parts)}, classes={self.num_classes})"
 
 

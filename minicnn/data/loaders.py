@@ -4,7 +4,7 @@ Three steps, so that a caller who scores one split decodes only that split:
 1. list: the files of the layout (or the arrays of a .npz) with labels and names, nothing decoded;
 2. choose: which files make train, val and test. A missing val (and test) is carved from train
    from labels and names alone (groups.group_split), so the carve is the same whichever splits
-   are then read;
+   are then read; `splits="all"` takes every file instead, nothing carved;
 3. read: decode (or take from the cache) only the files of the splits asked for.
 """
 
@@ -54,14 +54,16 @@ def load(
       ~/.cache/minicnn)
     - workers: decode processes (None: all cores); progress: show tqdm bars
     - splits: the splits to read, e.g. ("val",) or "val" (None: all three); the others come
-      back as None, undecoded. A carved split is the same as when all are read.
+      back as None, undecoded. A carved split is the same as when all are read. "all": every
+      image of the source in `Dataset.all`, nothing carved (split folders read together)
     - group_by: how carved splits keep a group's images (a patient's) together: "auto" (the
       default rule, see minicnn.data.groups), "none" (image by image) or a regular expression
       with one group, searched in each image's path below its class folder
 
     Returns:
     - Dataset with train, val, test (or None) Splits of uint8 (N, C, S, S) images and int64 (N,)
-      labels, class_names, class_ids and notes (also printed) saying what was decided
+      labels (or `all`), class_names, class_ids, listed (images per part of the source) and
+      notes (also printed) saying what was decided
     """
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels}")
@@ -88,7 +90,10 @@ def load(
     notes = listing.notes
 
     fractions = (val_fraction, test_fraction)
-    choice = _choose(listing, fractions, seed, group_by, notes)
+    if asked == ("all",):
+        choice = {"all": _every(listing, notes)}
+    else:
+        choice = _choose(listing, fractions, seed, group_by, notes)
     want = {}  # role -> sorted indices of the files the asked splits take from it
     for name in asked:
         for role, idx in choice[name] or ():
@@ -98,8 +103,12 @@ def load(
     out = {name: _assemble(choice[name], read, listing.labels, shape) for name in asked}
     train, val, test = (out.get(name) for name in SPLITS)
     counts = " / ".join(str(len(s)) if s is not None else "-" for s in (train, val, test))
-    notes.append(f"split sizes train / val / test: {counts} ({len(listing.class_names)} classes)")
-    if len(asked) < 3:
+    if "all" in out:
+        notes.append(f"all: {len(out['all'])} images ({len(listing.class_names)} classes)")
+    else:
+        notes.append(f"split sizes train / val / test: {counts} "
+                     f"({len(listing.class_names)} classes)")  # fmt: skip
+    if asked not in (SPLITS, ("all",)):
         notes.append(f"read only the {' and '.join(asked)} split(s); the others were not decoded")
     if skipped:
         shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
@@ -109,17 +118,22 @@ def load(
         notes.append(f"skipped {len(skipped)} unreadable image(s)")
     for note in notes:
         print(f"minicnn.data: {note}")
-    return Dataset(train, val, test, listing.class_names, listing.class_ids, notes, skipped)
+    listed = {role: len(y) for role, y in listing.labels.items()}
+    return Dataset(train, val, test, listing.class_names, listing.class_ids, notes, skipped,
+                   listed, out.get("all"))  # fmt: skip
 
 
 def _splits_asked(splits):
-    """("train", "val", "test") in this order, or the ones named; DataError for another name."""
+    """("train", "val", "test") in this order, or the ones named, or ("all",); DataError for
+    another name or for "all" with others."""
     if splits is None:
         return SPLITS
     names = [splits] if isinstance(splits, str) else list(splits)
+    if "all" in names and len(set(names)) == 1:
+        return ("all",)
     wrong = [n for n in names if n not in SPLITS]
     if wrong or not names:
-        raise DataError(f"splits must name some of train, val, test; got {splits!r}")
+        raise DataError(f"splits must name some of train, val, test, or be all; got {splits!r}")
     return tuple(n for n in SPLITS if n in names)
 
 
@@ -201,6 +215,20 @@ def _choose(listing, fractions, seed, group_by, notes):
     if test is None:
         notes.append("no labelled test split in the source: test is None")
     return {"train": train, "val": val, "test": test}
+
+
+def _every(listing, notes):
+    """The split "all": every file of every part of the source, nothing carved, as pieces
+    (role, sorted int64 indices) in the order train, val, test; says which parts in `notes`."""
+    roles = [r for r in (*SPLITS, "all") if r in listing.labels]
+    sizes = {r: len(listing.labels[r]) for r in roles}
+    if roles == ["all"]:
+        notes.append(f"every image, nothing carved: {sizes['all']} images (no split folders)")
+    else:
+        parts = " + ".join(f"{r} {n}" for r, n in sizes.items())
+        total = f" = {sum(sizes.values())}" if len(sizes) > 1 else ""
+        notes.append(f"every image, nothing carved: {parts}{total} images")
+    return [(r, np.arange(n, dtype=np.int64)) for r, n in sizes.items()]
 
 
 def _take(pool, positions):

@@ -2,6 +2,9 @@
 views too), refuses members that disagree, and minicnn evaluate / predict take --ensemble,
 --threshold and (evaluate) --threshold-from val."""
 
+import contextlib
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -186,19 +189,133 @@ def test_predict_with_an_ensemble_and_flips_prints_the_mean(saved, tmp_path, cap
         assert "the threshold 0.45 given with --threshold" in lines[2 + 2 * k]
 
 
-def test_members_of_other_seeds_are_noted_for_carved_splits(capsys):
+def test_members_of_other_split_seeds_are_noted_for_carved_splits(capsys):
     from minicnn.cli.ensemble import seeds_note
 
     models = [member(k) for k in range(3)]
-    for k, m in enumerate(models):
-        m.metadata = {"seed": k if k < 2 else None}
+    for k, m in enumerate(models):  # split_seed, else seed (files of an older minicnn)
+        m.metadata = [{"seed": 0}, {"seed": 0, "split_seed": 1}, {"seed": None}][k]
     seeds_note(models)
     assert capsys.readouterr().out == (
-        "note: the models were trained with --seed 0, 1, ?; a split carved from train follows "
-        "the first one's, and may hold images the others trained on\n"
+        "note: the models' splits were carved with --split-seed 0, 1, ?: a validation split "
+        "carved from train holds patients some member trained on (train them with one "
+        "--split-seed)\n"
     )
-    for m in models:
-        m.metadata = {"seed": 4}
+    for k, m in enumerate(models):  # other --seed, one carve
+        m.metadata = {"seed": k, "split_seed": 4} if k else {"seed": 4}
     seeds_note(models)
     seeds_note(models[:1])
     assert capsys.readouterr().out == ""
+
+
+# ----------------------------------------------------------------------------- --split-seed
+
+
+@pytest.fixture(scope="module")
+def seeded_runs(tmp_path_factory):
+    """Three screening runs on a train-only folder of patients (test_screening's): a with
+    --seed 0, b with --seed 1 --split-seed 0, c with --seed 1. Returns (data, argv, runs):
+    runs[name] = (out folder, the data set the run loaded, what it printed)."""
+    from test_screening import kermany_train_folder
+
+    import minicnn.cli.run_data as run_data
+
+    tmp = tmp_path_factory.mktemp("split_seed")
+    data = tmp / "xrays"
+    kermany_train_folder(data)
+    argv = ["train", "--screening", "--data", str(data), "--image-size", "32", "--epochs", "1",
+            "--no-progress", "--no-cache", "--workers", "1", "--bootstrap", "50"]  # fmt: skip
+    loaded, runs = [], {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run_data, "load", lambda *a, **k: loaded.append(minicnn.data.load(*a, **k))
+                   or loaded[-1])  # fmt: skip
+        for name, seeds in (("a", ["--seed", "0"]), ("b", ["--seed", "1", "--split-seed", "0"]),
+                            ("c", ["--seed", "1"])):  # fmt: skip
+            out = tmp / name
+            with contextlib.redirect_stdout(io.StringIO()) as printed:
+                assert main([*argv, *seeds, "--out", str(out)]) == 0
+            runs[name] = (out, loaded[-1], printed.getvalue())
+    return data, argv, runs
+
+
+def test_one_split_seed_carves_the_same_splits_under_other_seeds(seeded_runs):
+    import json
+
+    from test_screening import patients_of
+
+    data, _, runs = seeded_runs
+    (a, ds_a, out_a), (b, ds_b, out_b), (c, ds_c, out_c) = (runs[k] for k in "abc")
+    for split in ("train", "val", "test"):  # b carved as a: the same images, pixel for pixel
+        sa, sb = getattr(ds_a, split), getattr(ds_b, split)
+        assert np.array_equal(sa.images, sb.images) and np.array_equal(sa.labels, sb.labels)
+    wa, wb = (minicnn.load(run / "model.npz").parameters()[0].data for run in (a, b))
+    assert wa.shape == wb.shape and not np.allclose(wa, wb)  # other weights: --seed 1
+    # without --split-seed the carve follows --seed, as before: c is carved with seed 1
+    again = minicnn.data.load(data, image_size=32, channels=1, cache=False, seed=1)
+    assert np.array_equal(ds_c.val.images, again.val.images)
+    assert patients_of(ds_c.val) != patients_of(ds_a.val)
+    assert "split seed" not in out_a and "split seed" not in out_c
+    assert out_b.splitlines()[0].endswith(", augment False, seed 1, split seed 0 (--epochs given)")
+    metadata = [minicnn.load(run / "model.npz").metadata for run in (a, b, c)]
+    assert [(m["seed"], m["split_seed"]) for m in metadata] == [(0, 0), (1, 0), (1, 1)]
+    results = json.loads((b / "results.json").read_text())
+    assert results["data"]["seed"] == results["settings"]["split_seed"] == 0
+    assert results["settings"]["seed"] == 1
+
+
+def test_evaluate_carves_with_the_stored_split_seed(seeded_runs, tmp_path, monkeypatch, capsys):
+    import minicnn.cli.evaluate as evaluate_command
+
+    monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
+    data, _, runs = seeded_runs
+    b, ds_b, _ = runs["b"]
+    loaded = []
+    monkeypatch.setattr(evaluate_command, "load", lambda *a, **k: loaded.append(
+        minicnn.data.load(*a, **k)) or loaded[-1])  # fmt: skip
+    argv = ["evaluate", str(b / "model.npz"), "--data", str(data), "--split", "val",
+            "--no-progress", "--bootstrap", "0", "--json", str(tmp_path / "b.json")]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "carved splits as in training: --seed 0 --group-by auto (from the model file)" in out
+    import json
+
+    scored = json.loads((tmp_path / "b.json").read_text())["data"]
+    assert (scored["seed"], scored["images"]) == (0, len(ds_b.val))
+    assert np.array_equal(loaded[-1].val.images, ds_b.val.images)  # the split b validated on
+
+
+def test_an_ensemble_notes_members_carved_with_other_split_seeds(seeded_runs, tmp_path,
+                                                                monkeypatch, capsys):  # fmt: skip
+    monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
+    data, _, runs = seeded_runs
+    a, b, c = (str(runs[k][0] / "model.npz") for k in "abc")
+    base = ["--data", str(data), "--no-progress", "--threshold-from", "val", "--bootstrap", "0"]
+    assert main(["evaluate", a, "--ensemble", b, *base]) == 0
+    assert "note: the models' splits" not in capsys.readouterr().out  # one carve: seeds 0, 1
+    assert main(["evaluate", a, "--ensemble", c, *base]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if "--split-seed" in line]
+    assert notes == [
+        "note: the models' splits were carved with --split-seed 0, 1: a validation split carved "
+        "from train holds patients some member trained on (train them with one --split-seed)"
+    ]
+
+
+def test_resume_keeps_the_split_seed_and_refuses_another(seeded_runs, tmp_path, capsys):
+    import shutil
+
+    from minicnn.saving.checkpoint import checkpoint_info
+
+    _, argv, runs = seeded_runs
+    out = tmp_path / "b"
+    shutil.copytree(runs["b"][0], out)
+    resumed = [*argv, "--seed", "1", "--epochs", "2", "--resume", "--out", str(out)]
+    assert main(resumed) == 1  # --split-seed not given: 1 (--seed), not the checkpoint's 0
+    assert capsys.readouterr().err.startswith(
+        f"error: --resume: {out / 'checkpoint.npz'} was trained with --split-seed 0, not "
+        "--split-seed 1: "
+    )
+    assert main([*resumed, "--split-seed", "0"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    assert checkpoint_info(str(out / "checkpoint.npz"))["settings"]["split_seed"] == 0
+    assert checkpoint_info(str(out / "checkpoint.npz"))["epoch"] == 2
+    assert minicnn.load(out / "model.npz").metadata["split_seed"] == 0

@@ -294,6 +294,16 @@ def add_tta_option(parser):
 # ----------------------------------------------------------------------------- inputs
 
 
+def split_seed(meta):
+    """The seed that carved a model's splits, from its file's metadata (training settings):
+    split_seed, else seed (files written before --split-seed), else None."""
+    for key in ("split_seed", "seed"):
+        value = meta.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
 def load_model(path):
     """minicnn.load(path): a model file, checked as it is read (ModelFileError names it)."""
     return load(path)

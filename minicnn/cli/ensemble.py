@@ -11,7 +11,7 @@ the images with its own statistics. An ensemble stores no threshold: give --thre
 """
 
 from ..training.ensemble import Ensemble, EnsembleError
-from .common import CommandError, load_model
+from .common import CommandError, load_model, split_seed
 
 ENSEMBLE_DEFAULT = "used by default: an ensemble stores none"
 
@@ -79,10 +79,11 @@ def load(args):
 
 
 def seeds_note(models):
-    """A line when the members were trained with different --seed: splits carved from train
-    then differ between them, so a carved split may hold other members' training images."""
-    seeds = [(getattr(m, "metadata", None) or {}).get("seed") for m in models]
-    if len(models) > 1 and len(set(map(repr, seeds))) > 1:
+    """A line when the members' splits were carved with different seeds (--split-seed, their
+    --seed unless given): a split carved from train then holds other members' training images."""
+    seeds = [split_seed(getattr(m, "metadata", None) or {}) for m in models]
+    if len(models) > 1 and len(set(seeds)) > 1:
         shown = ", ".join("?" if s is None else str(s) for s in seeds)
-        print(f"note: the models were trained with --seed {shown}; a split carved from train "
-              "follows the first one's, and may hold images the others trained on")  # fmt: skip
+        print(f"note: the models' splits were carved with --split-seed {shown}: a validation "
+              "split carved from train holds patients some member trained on (train them with "
+              "one --split-seed)")  # fmt: skip

@@ -11,8 +11,9 @@ The data is loaded as training loads it (minicnn.data.load at the model's input 
 channels), and only the split scored is decoded (and cached). --split picks it (default:
 test when the data has one, else val). A folder or zip holding only test/<class>/ (the
 official chest X-ray test set, say) is that test split. A split the source lacks is carved
-as training carved it: with the --seed and --group-by of the training run, read from the
-model file when it stores them (said in one line), else 0 and auto; give them to override.
+as training carved it: with the --split-seed (its --seed unless given) and --group-by of
+the training run, read from the model file when it stores them (said in one line: --seed N,
+this command's name for the carve's seed), else 0 and auto; give them to override.
 Class folders with no split folders (--data chest_xray/test, holding NORMAL/ and PNEUMONIA/)
 are thus cut 80/10/10 and only the carved test tenth is scored (a note says so): right for
 the data the model trained on, not for a separate test set. --split all scores every image
@@ -63,6 +64,7 @@ from .common import (
     add_command,
     add_tta_option,
     quoted,
+    split_seed,
     threshold_of,
 )
 from .screening import RESAMPLES, screening_section
@@ -85,7 +87,8 @@ def add_commands(commands):
     e.add_argument(
         "--seed",
         type=int,
-        help="seed of carved splits and of the bootstrap (default: the training's, else 0)",
+        help="seed of carved splits and of the bootstrap (default: the training's --split-seed, "
+        "which is its --seed unless given; else 0)",
     )
     e.add_argument(
         "--group-by",
@@ -108,17 +111,17 @@ def add_commands(commands):
 
 
 def carving(args, meta):
-    """(seed, group_by) of carved splits: as given, else the training run's, else 0 and auto.
+    """(seed, group_by) of carved splits: as given, else the training run's (its --split-seed,
+    which is its --seed unless given), else 0 and auto.
 
     meta: the model file's metadata (the training settings). Says in one line what it took
     from there.
     """
     seed, group_by, taken = args.seed, args.group_by, []
-    stored_seed, stored_rule = meta.get("seed"), meta.get("group_by")
+    stored_seed, stored_rule = split_seed(meta), meta.get("group_by")
     if seed is None:
-        usable = isinstance(stored_seed, int) and not isinstance(stored_seed, bool)
-        seed = stored_seed if usable else 0
-        taken += [f"--seed {seed}"] if usable else []
+        seed = 0 if stored_seed is None else stored_seed
+        taken += [] if stored_seed is None else [f"--seed {seed}"]
     if group_by is None:
         group_by = stored_rule if isinstance(stored_rule, str) else "auto"
         taken += [f"--group-by {group_by}"] if isinstance(stored_rule, str) else []
@@ -222,7 +225,7 @@ def evaluate(args):
     C, S, _ = model.input_shape
     meta = getattr(model, "metadata", {}) or {}
     seed, group_by = carving(args, meta)
-    if args.split != "all":  # nothing carved: the members' seeds do not matter
+    if args.split != "all":  # nothing carved: the members' split seeds do not matter
         ensemble.seeds_note(models)
     name, split, ds = load_scored(args, S, C, seed, group_by)
     class_names = ds.class_names

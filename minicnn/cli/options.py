@@ -8,7 +8,7 @@ log says which values were given.
 
 - `add_options`, `parser`, `prepare`: the options, and the recipe ones filled; prepare also
   checks, before any data is read, that the preset's network takes --image-size and that
-  --group-by is a usable rule;
+  --group-by is a usable rule, and sets --split-seed to --seed when not given;
 - `optimizer`, `schedule`, `augmentation`: the recipe's objects.
 """
 
@@ -118,7 +118,21 @@ def add_options(p, data_help, downloads, out_help, epochs_note=""):
         type=positive_int,
         help="training images kept per class (synthetic: made per class, then split 80/10/10; 400)",
     )
-    add("--seed", type=int, default=0, help="seed of weights, shuffling, dropout and splits")
+    add(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of weights, shuffling, dropout, augmentation and (without --split-seed) "
+        "carved splits (0)",
+    )
+    add(
+        "--split-seed",
+        type=int,
+        metavar="N",
+        help="seed of nothing but the val and test splits carved from --data (default: --seed); "
+        "give the members of an ensemble the same one, so that no member trains on another's "
+        "validation patients",
+    )
     add(
         "--group-by",
         default="auto",
@@ -190,6 +204,10 @@ def prepare(args, synthetic=None):
         for k in RECIPE
         if args.optimizer == "SGD" or k not in SGD_ONLY
     )
+    if getattr(args, "split_seed", None) is None:  # the carve follows --seed, as it always did
+        args.split_seed = args.seed
+    elif args.split_seed != args.seed:
+        shown += f", seed {args.seed}, split seed {args.split_seed}"
     options = ", ".join("--" + k.replace("_", "-") for k in given)
     print(f"settings: preset {args.preset}: {shown}" + (f" ({options} given)" if given else ""))
     if scale and not args.augment:

@@ -6,8 +6,8 @@ history.csv, curves.png, confusion.csv, confusion.png (up to MAX_CONFUSION_PICTU
 and results.json. Two classes are reported at a threshold chosen on validation, with
 intervals, roc.png and calibration.png (screening.py); --tta adds the figures over each image
 and its mirror. results.json also says how the run was shared (data_parallel: MPI ranks and
-threads per rank; one process: ranks 1) and how the splits were carved (data: group_by, seed,
-and load's notes: groups and images per side).
+threads per rank; one process: ranks 1) and how the splits were carved (data: group_by, seed
+(--split-seed, the carve's), and load's notes: groups and images per side).
 """
 
 import json
@@ -80,7 +80,7 @@ def write_results(run, history, seconds, loss_fn, data, settings, extra=None):
             "classes": K,
             "class_names": names,
             "group_by": settings.get("group_by") if settings.get("data") else None,
-            "seed": settings.get("seed"),
+            "seed": settings.get("split_seed", settings.get("seed")),  # the carve's
             "notes": data.ds.notes,
             "train": len(data.train),
             "val": len(data.val) if data.val else 0,

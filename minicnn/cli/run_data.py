@@ -20,13 +20,13 @@ PER_CLASS = 400  # synthetic images made per class when --per-class is not given
 
 def load_data(args, channels):
     """minicnn.data.load(--data) as the options say; at most --per-class training images
-    of each class (a seeded choice). Carved splits follow --group-by and --seed, which the
-    model file keeps, so that evaluate can carve the same ones again."""
+    of each class (a choice seeded by --seed). Carved splits follow --group-by and
+    --split-seed, which the model file keeps, so that evaluate can carve the same ones again."""
     ds = load(
         args.data,
         image_size=args.image_size,
         channels=channels,
-        seed=args.seed,
+        seed=args.split_seed,
         group_by=getattr(args, "group_by", "auto"),
         cache=not args.no_cache,
         workers=args.workers,

@@ -20,8 +20,8 @@ CHECKPOINT = "checkpoint.npz"
 # what a step is): refused. Options not compared: where files go and how the run is shown.
 # Any other option may change (--epochs extends the run, --lr, ...): the value given is used.
 RESUME_FIXED = ("preset", "screening", "output", "classes", "image_size", "per_class", "seed",
-                "batch_size", "optimizer", "schedule", "warmup_epochs", "dropout", "init",
-                "head_epochs", "keep_frozen", "keep_statistics", "fold_gray")  # fmt: skip
+                "split_seed", "batch_size", "optimizer", "schedule", "warmup_epochs", "dropout",
+                "init", "head_epochs", "keep_frozen", "keep_statistics", "fold_gray")  # fmt: skip
 RESUME_NOT_COMPARED = ("out", "resume", "no_progress", "no_cache", "workers", "debug",
                        "data_name", "download", "pos_weight")  # fmt: skip
 

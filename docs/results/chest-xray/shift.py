@@ -62,7 +62,9 @@ def main():
     p.add_argument("model")
     p.add_argument("--folder", required=True, help="the Kermany train folder or .zip")
     p.add_argument("--npz", required=True, help="pneumoniamnist.npz")
-    p.add_argument("--seed", type=int, default=0, help="the carve's seed (the training's)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="the carve's seed (the training's --split-seed)"
+    )
     p.add_argument("--crops", default="0.85,0.75", help="shares of central columns kept")
     args = p.parse_args()
     model = minicnn.load(args.model)

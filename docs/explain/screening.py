@@ -154,8 +154,8 @@ def scored(args):
                            "check is for two-class screening models")  # fmt: skip
     C, S, _ = model.input_shape
     seed, group_by = carving(args, getattr(model, "metadata", None) or {})
-    name, split, class_names = load_scored(args, S, C, seed, group_by)
-    index = match_classes(model, class_names, args.data)
+    name, split, ds = load_scored(args, S, C, seed, group_by)
+    index = match_classes(model, ds.class_names, args.data)
     if index is not None:  # the data's labels as the model's class indices
         split = Split(split.images, index[split.labels])
     p1 = evaluate(model, split)["probs"][:, 1]

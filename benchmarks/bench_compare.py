@@ -3,6 +3,7 @@
     python benchmarks/bench_compare.py --before 0881126          # that commit vs HEAD
     python benchmarks/bench_compare.py --before HEAD~3 --after HEAD --threads 1 --rounds 21
     python benchmarks/bench_compare.py --before HEAD~1 --presets paper_res --layers
+    python benchmarks/bench_compare.py --before HEAD~1 --infer-batches 1,32,256
 
 Both commits are checked out into temporary git worktrees (clean trees, whatever the
 working tree holds). For each thread count,
@@ -11,8 +12,9 @@ NUMBA_NUM_THREADS and OPENBLAS_NUM_THREADS set) and both stay alive; the parent 
 them in turn for one timed call at a time (before, after, before, ...), so that noise from
 the machine hits both alike. Reported: the median of each and the ratio after / before
 (above 1 is faster). Cases: training step of paper, paper13 and paper_bn at batch 32 and
-128, inference at batch 256, and (--layers) each step of the fast engine's plan at batch
-32, forward then backward, as bench.py's step table. Nothing here is a test.
+128, inference (model.forward in evaluation mode) at batch 256 or at each batch of
+--infer-batches, and (--layers) each step of the fast engine's plan at batch 32, forward
+then backward, as bench.py's step table. Nothing here is a test.
 """
 
 import argparse
@@ -29,9 +31,12 @@ ROOT = HERE.parent
 PRESETS = ("paper", "paper13", "paper_bn")  # --presets: paper_res too, where both versions have it
 
 
-def cases(presets):
-    return [(p, kind, b) for p in presets for kind, b in
-            (("train", 32), ("train", 128), ("infer", 256))]  # fmt: skip
+INFER_BATCHES = "256"  # --infer-batches: inference cases, e.g. 1,32,256
+
+
+def cases(presets, infer_batches=INFER_BATCHES):
+    kinds = [("train", 32), ("train", 128)] + [("infer", int(b)) for b in infer_batches.split(",")]
+    return [(p, kind, b) for p in presets for kind, b in kinds]
 
 
 def step_calls(preset, batch=32):
@@ -63,9 +68,10 @@ def serve():
     import minicnn
 
     presets = sys.argv[sys.argv.index("--presets") + 1].split(",")
+    infer_batches = sys.argv[sys.argv.index("--infer-batches") + 1]
     rng = np.random.default_rng(0)
-    calls, labels = [], cases(presets)
-    for preset, kind, batch in cases(presets):
+    calls, labels = [], cases(presets, infer_batches)
+    for preset, kind, batch in cases(presets, infer_batches):
         model = getattr(minicnn.models, preset)(num_classes=200, seed=0)
         x = rng.standard_normal((batch, 3, 64, 64)).astype(np.float32)
         y = rng.integers(0, 200, batch)
@@ -93,11 +99,12 @@ def serve():
         print(json.dumps(time.perf_counter() - t), flush=True)
 
 
-def start(path, threads, layers, presets):
+def start(path, threads, layers, presets, infer_batches):
     env = dict(os.environ, PYTHONPATH=str(path))
     for var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         env[var] = str(threads)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--presets", presets]
+    cmd += ["--infer-batches", infer_batches]
     cmd += ["--layers"] * layers
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = json.loads(proc.stdout.readline())
@@ -119,6 +126,8 @@ def main():
     ap.add_argument("--json", default=str(HERE / "results-compare.json"))
     ap.add_argument("--layers", action="store_true", help="also each step at batch 32")
     ap.add_argument("--presets", default=",".join(PRESETS), help="comma-separated networks")
+    ap.add_argument("--infer-batches", default=INFER_BATCHES,
+                    help="comma-separated batch sizes of the inference cases")  # fmt: skip
     args = ap.parse_args()
     import numpy as np
 
@@ -142,7 +151,8 @@ def main():
         try:
             for threads in [int(t) for t in args.threads.split(",")]:
                 started = {
-                    name: start(trees[name], threads, args.layers, args.presets) for name in revs
+                    name: start(trees[name], threads, args.layers, args.presets, args.infer_batches)
+                    for name in revs
                 }
                 procs = {name: proc for name, (proc, _) in started.items()}
                 cases = started["after"][1]

@@ -47,6 +47,7 @@ class Sequential:
         self.layers = list(layers)
         self.fast = fast if fuse is None else fuse
         self._steps = None
+        self._fast_plan = (None, None)  # (the layers it was made for, the fast engine's steps)
         self.input_shape = None if input_shape is None else tuple(input_shape)
         self.output = output
         self.class_names = None
@@ -163,10 +164,20 @@ class Sequential:
         return x
 
     def _plan(self):
-        """(index of first layer, step) pairs: the fast engine's steps, or the layers."""
+        """(index of first layer, step) pairs: the fast engine's steps, or the layers.
+
+        The fast engine's plan is made once and kept while the model holds the same layers
+        and Parameters (the same objects, at any depth), so that its steps can keep what
+        they reuse from call to call (fast/memo.py).
+        """
         if not self.fast:
             return list(enumerate(self.layers))
-        steps = fast_engine.plan(self.layers)
+        made_for = tuple(
+            id(o) for layer in leaves(self.layers) for o in (layer, *layer.parameters())
+        )
+        if self._fast_plan[0] != made_for:
+            self._fast_plan = (made_for, fast_engine.plan(self.layers))
+        steps = self._fast_plan[1]
         for i, step in steps:  # layers a fast step computes keep no values of an old call
             if step is not self.layers[i]:
                 for layer in step.layers:

@@ -72,15 +72,15 @@ class FastResidual:
     def __init__(self, block, branch, shortcut=None):
         self.block, self.layers = block, [block]
         self.branch, self.shortcut = branch, shortcut
-        clear_fused(block.branch, branch)
-        if shortcut is not None:
-            clear_fused(block.shortcut, shortcut)
 
     def parameters(self):
         return self.block.parameters()
 
     def forward(self, x, training=False):
         self.block.output_shape(x.shape[1:])  # the layer's clear error on a mismatch
+        clear_fused(self.block.branch, self.branch)  # no values of an earlier call of their own
+        if self.shortcut is not None:
+            clear_fused(self.block.shortcut, self.shortcut)
         z = x
         for _, step in self.branch:
             z = step.forward(z, training)  # (N, F, H', W')

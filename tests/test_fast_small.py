@@ -1,12 +1,133 @@
 """Inference at small batches on the fast engine: what it keeps from call to call is exact.
 
-A model keeps the fast engine's plan from one call to the next; a change of the model (a
-layer or a Parameter replaced) makes a new one.
+A model keeps the fast engine's plan from one call to the next, and in evaluation each
+convolution step keeps its prepared weights (fast/memo.py). Here: evaluation at batch 1, 2,
+3 and 32, on 1 and 2 threads, equals the reference engine within tests/test_fast.py's
+float32 bound, call after call; a change of the model (a layer or a Parameter replaced, a
+weight or a running statistic written in place) reaches the next call.
 """
 
 import numpy as np
+import pytest
 
 import minicnn
+from minicnn.fast.memo import Memo
+from minicnn.gradcheck import rel_error
+from minicnn.layers.nested import leaves
+
+BOUND = 1e-5  # tests/test_fast.py's float32 bound, norm-wise
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def n_threads(request):
+    before = minicnn.threads.get_num_threads()
+    minicnn.threads.set_num_threads(request.param)
+    yield request.param
+    minicnn.threads.set_num_threads(before)
+
+
+def network(preset, seed=0):
+    """A preset (10 classes, 64x64) whose BatchNorms hold statistics and affine maps of their
+    own, so that folding them changes the weights (paper_res's last gamma is 0 at first)."""
+    model = getattr(minicnn.models, preset)(num_classes=10, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    for bn in (lay for lay in leaves(model.layers) if isinstance(lay, minicnn.BatchNorm2D)):
+        C = bn.num_features
+        bn.gamma.data[:] = rng.uniform(0.5, 1.5, C)
+        bn.beta.data[:] = rng.standard_normal(C) * 0.1
+        bn.running_mean[:] = rng.standard_normal(C) * 0.1
+        bn.running_var[:] = rng.uniform(0.5, 2, C)
+    return model
+
+
+def images(batch, seed=0):
+    return np.random.default_rng(seed).standard_normal((batch, 3, 64, 64)).astype(np.float32)
+
+
+def reference(model, x):
+    model.fast = False
+    try:
+        return model.forward(x)
+    finally:
+        model.fast = True
+
+
+def memos(model):
+    """The Memo of every step of the model's fast plan that has one, inside blocks too."""
+    steps, found = list(model._fast_plan[1]), []
+    while steps:
+        step = steps.pop()[1]
+        steps += list(getattr(step, "branch", None) or []) + list(
+            getattr(step, "shortcut", None) or []
+        )
+        if hasattr(step, "memo"):
+            found.append(step.memo)
+    return found
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 32])
+@pytest.mark.parametrize("preset", ["paper", "paper_bn", "paper_res"])
+def test_inference_equals_the_reference_call_after_call(preset, batch, n_threads):
+    model, x = network(preset), images(batch)
+    first = model.forward(x)
+    again = model.forward(x)  # the kept plan and prepared weights
+    np.testing.assert_array_equal(again, first)
+    assert rel_error(first, reference(model, x)) <= BOUND
+    if preset != "paper":  # folded BatchNorms and Winograd's U are kept, made once
+        assert memos(model) and all(memo.made == 1 for memo in memos(model) if memo.made)
+
+
+@pytest.mark.parametrize("preset", ["paper_bn", "paper_res"])
+def test_a_change_written_in_place_reaches_the_next_call(preset):
+    model, x = network(preset), images(2)
+    model.forward(x)
+    conv = next(lay for lay in leaves(model.layers) if isinstance(lay, minicnn.Conv2D))
+    bn = next(lay for lay in leaves(model.layers) if isinstance(lay, minicnn.BatchNorm2D))
+    last = next(lay for lay in reversed(leaves(model.layers)) if isinstance(lay, minicnn.Conv2D))
+    changes = [
+        lambda: conv.W.data.__imul__(1.5),  # an optimizer's step: in place
+        lambda: bn.running_var.__setitem__(slice(None), 3.0),
+        lambda: bn.gamma.data.__setitem__(0, -2.0),
+        lambda: last.W.data.__setitem__((0, 0, 0, 0), 7.0),  # one value of the last layer
+    ]
+    for change in changes:
+        made = sum(memo.made for memo in memos(model))
+        change()
+        out = model.forward(x)
+        assert sum(memo.made for memo in memos(model)) == made + 1  # only that step again
+        assert rel_error(out, reference(model, x)) <= BOUND
+
+
+def test_training_keeps_no_prepared_weights():
+    model, x = network("paper_res"), images(4)
+    model.forward(x, training=True)
+    assert memos(model) and all(memo.made == 0 for memo in memos(model))
+
+
+def test_a_memo_makes_its_value_again_on_any_change():
+    memo, made = Memo(), []
+
+    def make():
+        made.append(1)
+        return len(made)
+
+    a = np.arange(6, dtype=np.float32)
+    assert memo.get("k", [a], make) == 1
+    assert memo.get("k", [a.copy()], make) == 1  # equal values: kept
+    for key, arrays in [
+        ("other key", [a]),
+        ("k", [a.astype(np.float64)]),  # same values, other dtype
+        ("k", [a.reshape(2, 3)]),  # other shape
+        ("k", [a, a]),  # another array
+    ]:
+        before = len(made)
+        memo.get(key, arrays, make)
+        assert len(made) == before + 1, (key, arrays)
+    a[3] = np.nan  # NaN equals nothing: made on every call, never a stale value
+    memo.get("k", [a], make)
+    before = len(made)
+    memo.get("k", [a], make)
+    assert len(made) == before + 1
 
 
 def test_the_plan_is_kept_until_a_layer_or_a_parameter_changes():

@@ -20,8 +20,10 @@ Everything here exists only for speed:
 Every convolution runs chunk by chunk: as im2col and one matrix product (conv.py), or for
 3x3 stride-1 kernels as Winograd F(2x2, 3x3) (winograd.py; conv_matmul chooses). Chunking
 keeps each chunk's buffers in cache; threads.py cuts the batch into one slice per
-thread; per-thread scratch buffers are reused from call to call. A step owns all the state
-its backward needs; the layers it reads keep nothing for it (their `cache` is cleared).
+thread; per-thread scratch buffers are reused from call to call, and so, in evaluation,
+are the prepared weights (folded BatchNorm, Winograd's U) while their sources are
+unchanged (memo.py). A step owns all the state its backward needs; the layers it reads
+keep nothing for it (their `cache` is cleared).
 tests/test_fast.py holds every output and gradient of every step to the reference layers:
 in float64 to a relative error of 1e-12, in float32 within rounding, with chunk
 boundaries inside the batch, on im2col and on Winograd, at 1 and 2 threads, and over

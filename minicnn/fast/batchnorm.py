@@ -15,7 +15,8 @@ backward its sums and dx):
 
 - evaluation: mean and std are the running statistics, so BatchNorm is folded into the
   convolution: weights W * scale, bias shift. The step then costs what a ConvBlock costs,
-  chunk by chunk, and a BatchNorm network infers as fast as one without.
+  chunk by chunk, and a BatchNorm network infers as fast as one without. The folded
+  weights are kept from call to call while W and BatchNorm's arrays are unchanged (memo.py).
 - training: the statistics are the batch's, known only once the whole product is there. So
   each chunk's product is kept, channel-major (F, N, H, Wr), and while it is still in
   cache kernels/batchnorm.py computes its mean and variance per channel; pooled() combines
@@ -43,9 +44,10 @@ import numpy as np
 
 import minicnn.kernels as kernels
 
-from ..layers.base import ShapeError, expect_ndim, output_shapes
+from ..layers.base import ShapeError
 from . import threads
-from .blocks import relu_pool_backward, relu_pool_forward
+from .blocks import relu_pool_backward, relu_pool_forward, shapes_of
+from .memo import Memo
 from .winograd import conv_matmul
 
 
@@ -62,23 +64,23 @@ class ConvBNBlock:
             raise ValueError("ConvBNBlock fuses a MaxPool2D only after a ReLU")
         self.conv, self.bn, self.relu, self.pool = conv, bn, relu, pool
         self.layers = [conv, bn] + [lay for lay in (relu, pool) if lay is not None]
+        self.shapes, self.memo = {}, Memo()
 
     def parameters(self):
         return self.conv.parameters() + self.bn.parameters()
 
     def forward(self, x, training=False):
-        expect_ndim(self.conv, x, 4, "a batch (N, C, H, W)")
-        shapes = output_shapes(self.layers, x.shape[1:])  # ShapeError: .offset names one
+        shapes = shapes_of(self, x)
         out = np.empty((len(x), *shapes[-1]), dtype=x.dtype)
         self._argmax = np.empty(out.shape, np.int32) if self.pool is not None else None
-        training = self.bn.batch_statistics(training)  # a frozen BatchNorm: running statistics
+        batch_statistics = self.bn.batch_statistics(training)  # frozen: running statistics
         # ReLU's backward reads its mask from out; without ReLU nothing does: keep no reference
-        self._out, self._training = (out if self.relu is not None else None), training
+        self._out, self._training = (out if self.relu is not None else None), batch_statistics
         self.matmul = conv_matmul(self.conv, x.shape)  # im2col or Winograd, for this shape
-        if training:
+        if batch_statistics:
             self._forward_training(x, out, shapes[0])
         else:
-            self._forward_folded(x, out)
+            self._forward_folded(x, out, training)
         return out
 
     def _argmax_of(self, a, b):
@@ -102,20 +104,33 @@ class ConvBNBlock:
     def _out_of(self, a, b):
         return self._out[a:b] if self._out is not None else None
 
-    def _forward_folded(self, x, out):
-        """Evaluation: BatchNorm folded into the convolution's weights and bias."""
-        bn, F, dtype = self.bn, self.conv.out_channels, x.dtype
-        std = np.sqrt(bn.running_var.astype(dtype) + dtype.type(bn.eps))
-        scale = bn.gamma.data.astype(dtype) / std
-        shift = bn.beta.data.astype(dtype) - bn.running_mean.astype(dtype) * scale
-        W2 = self.conv.W.data.reshape(F, -1).astype(dtype) * scale[:, None]  # (F, C*k*k)
-        ones = np.ones(F, dtype)
+    def _forward_folded(self, x, out, training):
+        """Running statistics: BatchNorm folded into the convolution's weights and bias; in
+        evaluation the folded weights are kept while their sources are unchanged (memo.py)."""
+        bn, dtype = self.bn, x.dtype
+        if training:  # a frozen BatchNorm in training: W may change at every step
+            weights, scale, std, shift = self._fold(dtype)
+        else:
+            sources = [self.conv.W.data, bn.gamma.data, bn.beta.data, bn.running_mean,
+                       bn.running_var]  # fmt: skip
+            key = (type(self.matmul), dtype, bn.eps)
+            weights, scale, std, shift = self.memo.get(key, sources, lambda: self._fold(dtype))
+        ones = np.ones(self.conv.out_channels, dtype)
 
         def epilogue(n0, n1, Y4, W_out):
             self._epilogue(Y4, 0, W_out, ones, shift, out[n0:n1], self._argmax_of(n0, n1))
 
-        self.matmul.forward(x, epilogue, W2=W2)
+        self.matmul.forward(x, epilogue, weights)
         self._folded = (scale, std)
+
+    def _fold(self, dtype):
+        """(weights as self.matmul uses them, scale, std, shift) of z = (W * scale) x + shift."""
+        bn, F = self.bn, self.conv.out_channels
+        std = np.sqrt(bn.running_var.astype(dtype) + dtype.type(bn.eps))
+        scale = bn.gamma.data.astype(dtype) / std
+        shift = bn.beta.data.astype(dtype) - bn.running_mean.astype(dtype) * scale
+        W2 = self.conv.W.data.reshape(F, -1).astype(dtype, copy=False) * scale[:, None]
+        return self.matmul.prepare(dtype, W2), scale, std, shift  # W2 (F, C*k*k)
 
     def _forward_training(self, x, out, conv_shape):
         bn, dtype = self.bn, x.dtype

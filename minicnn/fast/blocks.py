@@ -18,6 +18,7 @@ import minicnn.kernels as kernels
 
 from ..layers.base import expect_ndim, output_shapes
 from .conv import bias_of, set_bias_grad
+from .memo import Memo
 from .winograd import conv_matmul
 
 
@@ -44,6 +45,27 @@ def relu_pool_backward(pool, dout, out, argmax, W, dZ, n0, dshift_partial):
         kernels.fused.bias_relu_pool_backward(dout, out, argmax, W, dZ, n0, dshift_partial)
 
 
+def shapes_of(step, x):
+    """Per-image output shapes of step.layers for x (N, C, H, W), worked out once per shape.
+
+    A ShapeError's .offset names the layer of the step that refused the shape.
+    """
+    expect_ndim(step.conv, x, 4, "a batch (N, C, H, W)")
+    shapes = step.shapes.get(x.shape[1:])
+    if shapes is None:
+        shapes = step.shapes[x.shape[1:]] = output_shapes(step.layers, x.shape[1:])
+    return shapes
+
+
+def conv_weights(step, dtype, training):
+    """step.conv's weights as step.matmul uses them; in evaluation, when preparing them costs
+    anything (Winograd's transform), kept in step.memo while W is unchanged (memo.py)."""
+    matmul = step.matmul
+    if training or not matmul.transforms_weights:
+        return matmul.prepare(dtype)
+    return step.memo.get((type(matmul), dtype), [step.conv.W.data], lambda: matmul.prepare(dtype))
+
+
 class ConvBlock:
     """Conv2D + ReLU, optionally + MaxPool2D, forward and backward in fused kernels.
 
@@ -54,13 +76,13 @@ class ConvBlock:
     def __init__(self, conv, relu, pool=None):
         self.conv, self.relu, self.pool = conv, relu, pool
         self.layers = [conv, relu] + ([pool] if pool is not None else [])
+        self.shapes, self.memo = {}, Memo()
 
     def parameters(self):
         return self.conv.parameters()
 
     def forward(self, x, training=False):
-        expect_ndim(self.conv, x, 4, "a batch (N, C, H, W)")
-        shapes = output_shapes(self.layers, x.shape[1:])  # ShapeError: .offset names one
+        shapes = shapes_of(self, x)
         out = np.empty((len(x), *shapes[-1]), dtype=x.dtype)
         self._argmax = am = np.empty(out.shape, np.int32) if self.pool is not None else None
         ones, b = np.ones(self.conv.out_channels, x.dtype), bias_of(self.conv, x.dtype)
@@ -70,7 +92,8 @@ class ConvBlock:
             relu_pool_forward(self.pool, Y4, 0, W_out, ones, b, out[n0:n1], a)
 
         self.matmul = conv_matmul(self.conv, x.shape)  # im2col or Winograd, for this shape
-        self.matmul.forward(x, epilogue)  # each chunk of images goes through epilogue
+        weights = conv_weights(self, x.dtype, training)
+        self.matmul.forward(x, epilogue, weights)  # each chunk of images goes through epilogue
         self._out = out
         return out
 
@@ -98,19 +121,20 @@ class FastConv:
     def __init__(self, conv):
         self.layers = [conv]
         self.conv = conv
+        self.shapes, self.memo = {}, Memo()
 
     def parameters(self):
         return self.conv.parameters()
 
     def forward(self, x, training=False):
         b = bias_of(self.conv, x.dtype)[:, None, None]  # (F, 1, 1)
-        out = np.empty((len(x), *self.conv.output_shape(x.shape[1:])), dtype=x.dtype)
+        out = np.empty((len(x), *shapes_of(self, x)[-1]), dtype=x.dtype)
 
         def epilogue(n0, n1, Y4, W_out):  # out = Y + b, as (n, F, H', W')
             np.add(Y4[..., :W_out].transpose(1, 0, 2, 3), b, out=out[n0:n1])
 
         self.matmul = conv_matmul(self.conv, x.shape)
-        self.matmul.forward(x, epilogue)
+        self.matmul.forward(x, epilogue, conv_weights(self, x.dtype, training))
         return out
 
     def backward(self, dout, input_grad=True):

@@ -16,6 +16,8 @@ What one chunk does is four methods (_prepare, _forward_chunk, _backward_chunk a
 _weight_grad), and its size and row width two more (_chunk, row_width): winograd.py's
 WinogradConv replaces those, and keeps the chunk loop, the threads and the dW reduction
 here. Tests: tests/test_fast.py holds every gradient of both to the reference layer.
+A caller may prepare the weights itself (prepare) and pass them to forward: in evaluation
+the steps keep them from call to call (memo.py).
 """
 
 import numpy as np
@@ -36,6 +38,8 @@ class ChunkedConv:
     Owns what its backward needs (the input and the output size); the Conv2D it reads
     keeps nothing for it.
     """
+
+    transforms_weights = False  # prepare() gives W itself (reshaped): nothing worth keeping
 
     def __init__(self, conv):
         self.conv = conv
@@ -60,13 +64,13 @@ class ChunkedConv:
             return kernels.im2col.im2col(x, k, k, s, p, H_out, W_out, cols), Wr
         return kernels.im2col.im2col_s1(x, k, k, p, H_out, cols), Wr
 
-    def forward(self, x, epilogue, W2=None):
+    def forward(self, x, epilogue, weights=None):
         """For each chunk of images n0..n1-1: epilogue(n0, n1, Y4, W_out).
 
         Y4 (F, n1-n0, H_out, Wr), contiguous, is the chunk's product W2 @ cols; its first
-        W_out columns are the output, the rest (stride 1) are to be ignored. W2 (F, C*k*k)
-        defaults to the layer's weights (a fused BatchNorm passes them scaled).
-        Returns the output's per-image shape (F, H_out, W_out).
+        W_out columns are the output, the rest (stride 1) are to be ignored. weights: W2 as
+        prepare() gives it; default prepare(x.dtype), the layer's weights (a fused BatchNorm
+        passes them scaled). Returns the output's per-image shape (F, H_out, W_out).
         """
         conv = self.conv
         expect_ndim(conv, x, 4, "a batch (N, C, H, W)")
@@ -75,7 +79,9 @@ class ChunkedConv:
         x = np.ascontiguousarray(x)
         self._x, self._out_shape = x, (F, H_out, W_out)
         per = self._chunk(C, H_out, W_out)
-        self._prepared = weights = self._prepare(self._weights(W2, x.dtype))  # backward's too
+        if weights is None:
+            weights = self.prepare(x.dtype)
+        self._prepared = weights  # backward's too
 
         def work(a, b):  # images a..b-1 only: their columns of Y, their rows of out
             for n0 in range(a, b, per):
@@ -86,10 +92,11 @@ class ChunkedConv:
         threads.parallel_for(work, N)
         return self._out_shape
 
-    def _weights(self, W2, dtype):
+    def prepare(self, dtype, W2=None):
+        """The weights as the chunks use them, from W2 (F, C*k*k), by default the layer's W."""
         if W2 is None:
             W2 = self.conv.W.data.reshape(self.conv.out_channels, -1)
-        return W2.astype(dtype, copy=False)
+        return self._prepare(W2.astype(dtype, copy=False))
 
     def _prepare(self, W2):
         """The weights as the chunks use them: here W2 (F, C*k*k) itself."""

@@ -63,6 +63,8 @@ class WinogradConv(ChunkedConv):
     Same interface as ChunkedConv; its product Y4 is (F, n, H_out, W_out) (no extra columns).
     """
 
+    transforms_weights = True  # prepare() computes U: worth keeping in evaluation
+
     def row_width(self, W, W_out):
         return W_out
 

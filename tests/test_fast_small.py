@@ -1,16 +1,19 @@
 """Inference at small batches on the fast engine: what it keeps from call to call is exact.
 
 A model keeps the fast engine's plan from one call to the next, and in evaluation each
-convolution step keeps its prepared weights (fast/memo.py). Here: evaluation at batch 1, 2,
-3 and 32, on 1 and 2 threads, equals the reference engine within tests/test_fast.py's
-float32 bound, call after call; a change of the model (a layer or a Parameter replaced, a
-weight or a running statistic written in place) reaches the next call.
+convolution step keeps its prepared weights (fast/memo.py); a step too small to split runs
+on the calling thread (threads.SPLIT_MIN_MACS). Here: evaluation at batch 1, 2, 3 and 32,
+on 1 and 2 threads, equals the reference engine within tests/test_fast.py's float32 bound,
+call after call; a change of the model (a layer or a Parameter replaced, a weight or a
+running statistic written in place) reaches the next call; the calling-thread path is
+taken where the work is small, and gives the bits of one thread.
 """
 
 import numpy as np
 import pytest
 
 import minicnn
+from minicnn import threads
 from minicnn.fast.memo import Memo
 from minicnn.gradcheck import rel_error
 from minicnn.layers.nested import leaves
@@ -20,10 +23,10 @@ BOUND = 1e-5  # tests/test_fast.py's float32 bound, norm-wise
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def n_threads(request):
-    before = minicnn.threads.get_num_threads()
-    minicnn.threads.set_num_threads(request.param)
+    before = threads.get_num_threads()
+    threads.set_num_threads(request.param)
     yield request.param
-    minicnn.threads.set_num_threads(before)
+    threads.set_num_threads(before)
 
 
 def network(preset, seed=0):
@@ -144,3 +147,44 @@ def test_the_plan_is_kept_until_a_layer_or_a_parameter_changes():
     model.layers[0].b = minicnn.Parameter(np.ones(16, np.float32))
     model.forward(x)
     assert model._steps is not steps
+
+
+@pytest.mark.parametrize("batch, split, small", [(2, 0, 5), (32, 3, 2)])
+def test_small_convolutions_run_on_the_calling_thread(batch, split, small):
+    """paper at 64x64, 2 threads: at batch 32 its first three convolutions (57-151 M
+    multiply-adds) are split, its last two (19 M and 5 M) are not; at batch 2 none is."""
+    before = threads.get_num_threads()
+    threads.set_num_threads(2)
+    try:
+        model, x = network("paper"), images(batch)
+        counts = dict(threads.counts)
+        out = model.forward(x)
+        assert threads.counts["split"] - counts["split"] == split
+        assert threads.counts["small"] - counts["small"] == small
+    finally:
+        threads.set_num_threads(before)
+    assert rel_error(out, reference(model, x)) <= BOUND
+
+
+@pytest.mark.parametrize("preset", ["paper", "paper_bn", "paper_res"])
+def test_a_step_kept_whole_gives_the_bits_of_one_thread(preset, monkeypatch):
+    """On 2 threads with every convolution kept whole, evaluation and a training step give
+    exactly what 1 thread gives: the same chunks, the same sums (the elementwise passes
+    still split write each value once)."""
+    x, y = images(3), np.arange(3)
+    before = threads.get_num_threads()
+    results = []
+    monkeypatch.setattr(threads, "SPLIT_MIN_MACS", 1 << 62)
+    try:
+        for n in (1, 2):
+            threads.set_num_threads(n)
+            model = network(preset)
+            out = model.forward(x)
+            loss = minicnn.SoftmaxCrossEntropy()
+            loss.forward(model.forward(x, training=True), y)
+            model.backward(loss.backward())
+            results.append([out] + [p.grad.copy() for p in model.parameters()])
+    finally:
+        threads.set_num_threads(before)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)

@@ -20,7 +20,9 @@ from minicnn.layers.nested import leaves
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def n_threads(request):
+def n_threads(request, monkeypatch):
+    """1 or 2 threads; with 2, every step is split, however small (the pieces under test)."""
+    monkeypatch.setattr(minicnn.threads, "SPLIT_MIN_MACS", 0)
     before = minicnn.threads.get_num_threads()
     minicnn.threads.set_num_threads(request.param)
     yield request.param

@@ -10,7 +10,9 @@ from minicnn import threads
 
 
 @pytest.fixture
-def n_threads():
+def n_threads(monkeypatch):
+    """Sets the thread count; every step is split, however small (the pieces under test)."""
+    monkeypatch.setattr(threads, "SPLIT_MIN_MACS", 0)
     before = threads.get_num_threads()
     yield threads.set_num_threads
     threads.set_num_threads(before)

@@ -25,6 +25,7 @@ import numpy as np
 import minicnn.kernels as kernels
 
 from ..layers.base import expect_ndim
+from ..layers.cost import macs
 from . import threads
 
 STRIDE1_SHIFTED = True  # stride 1: im2col as shifted copies of padded planes
@@ -89,7 +90,7 @@ class ChunkedConv:
                 Y4 = self._forward_chunk(x[n0:n1], weights, H_out, W_out)
                 epilogue(n0, n1, Y4, W_out)
 
-        threads.parallel_for(work, N)
+        threads.parallel_for(work, N, N * macs(conv, (C, H, W)))
         return self._out_shape
 
     def prepare(self, dtype, W2=None):
@@ -145,7 +146,8 @@ class ChunkedConv:
                 dW_sum = self._backward_chunk(x[n0:n1], dY, weights, weight_grad, dW_sum, dx_chunk)
             partial[a] = dW_sum
 
-        threads.parallel_for(work, N)
+        products = int(weight_grad) + int(input_grad)  # dW's and dx's: each the forward's size
+        threads.parallel_for(work, N, products * N * macs(conv, (C, H, W)))
         self.dW = None
         if weight_grad:
             dW = self._weight_grad(sum(partial[a] for a in sorted(partial)))

@@ -18,7 +18,8 @@ processes several seconds. So minicnn does its own, simple parallelism instead:
   gives it back.
 
 `set_num_threads(n)` chooses the number of pieces (default: NUMBA_NUM_THREADS, i.e. the
-number of cores).
+number of cores). A step whose work is too small to gain from the split (SPLIT_MIN_MACS)
+runs on the calling thread as one piece: the same arithmetic as on one thread.
 """
 
 import ctypes
@@ -82,6 +83,18 @@ def get_blas_threads():
 _pool = None
 _threads = 1
 
+# A step is cut into pieces only from this many multiply-adds on. Splitting saves half of a
+# step's time on two threads, and costs the hand-off to a worker and back and the turns the
+# threads then take at the GIL between their kernels. On the 2-core Zen 4 machine of
+# benchmarks/RESULTS.md (2026-12-08, inference of paper, paper_bn and paper_res at batch 32
+# and 256), 2 threads took the 1-thread time T1 / 2 plus 0.4-2 ms per step they split (on
+# average over each network's steps), and one thread did 30-40 M multiply-adds per ms: a
+# split pays from about 2 x 0.4 ms x 40 M = 32 M multiply-adds, the low end of that cost,
+# so that no step that gained from two threads loses them. At batch 32, paper's last two
+# convolutions and paper_res's 1x1 projections run whole; every other one is still split.
+SPLIT_MIN_MACS = 1 << 25
+counts = {"split": 0, "small": 0}  # parallel_for calls split in pieces / kept whole as small
+
 
 def set_num_threads(n):
     """Cut minicnn's kernels and large matrix products into n pieces run in parallel."""
@@ -97,12 +110,20 @@ def get_num_threads():
     return _threads
 
 
-def parallel_for(func, size):
-    """Call func(start, stop) on one slice of range(size) per thread; they must not overlap."""
+def parallel_for(func, size, macs=None):
+    """Call func(start, stop) on one slice of range(size) per thread; they must not overlap.
+
+    macs: the multiply-adds of the whole range; below SPLIT_MIN_MACS it runs on this thread
+    as one slice, func(0, size). None: split whatever the work (elementwise passes).
+    """
     parts = min(_threads, size)
+    if parts > 1 and macs is not None and macs < SPLIT_MIN_MACS:
+        counts["small"] += 1
+        parts = 1
     if parts <= 1:
         func(0, size)
         return
+    counts["split"] += 1
     cuts = _bounds(size, parts)
     _run_all([lambda s=s, e=e: func(s, e) for s, e in zip(cuts[:-1], cuts[1:])])
 

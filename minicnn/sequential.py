@@ -167,14 +167,12 @@ class Sequential:
         """(index of first layer, step) pairs: the fast engine's steps, or the layers.
 
         The fast engine's plan is made once and kept while the model holds the same layers
-        and Parameters (the same objects, at any depth), so that its steps can keep what
+        (fast.layers_key; a block's step checks its own), so that its steps can keep what
         they reuse from call to call (fast/memo.py).
         """
         if not self.fast:
             return list(enumerate(self.layers))
-        made_for = tuple(
-            id(o) for layer in leaves(self.layers) for o in (layer, *layer.parameters())
-        )
+        made_for = fast_engine.layers_key(self.layers)
         if self._fast_plan[0] != made_for:
             self._fast_plan = (made_for, fast_engine.plan(self.layers))
         steps = self._fast_plan[1]

@@ -4,8 +4,8 @@ A model keeps the fast engine's plan from one call to the next, and in evaluatio
 convolution step keeps its prepared weights (fast/memo.py); a step too small to split runs
 on the calling thread (threads.SPLIT_MIN_MACS). Here: evaluation at batch 1, 2, 3 and 32,
 on 1 and 2 threads, equals the reference engine within tests/test_fast.py's float32 bound,
-call after call; a change of the model (a layer or a Parameter replaced, a weight or a
-running statistic written in place) reaches the next call; the calling-thread path is
+call after call; a change of the model (a layer replaced, at any depth, a bias given, a
+weight or a running statistic written in place) reaches the next call; the calling-thread path is
 taken where the work is small, and gives the bits of one thread.
 """
 
@@ -133,7 +133,7 @@ def test_a_memo_makes_its_value_again_on_any_change():
     assert len(made) == before + 1
 
 
-def test_the_plan_is_kept_until_a_layer_or_a_parameter_changes():
+def test_the_plan_is_kept_until_a_layer_changes():
     model = minicnn.models.paper(num_classes=4, image_size=32, seed=0)
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     model.forward(x)
@@ -141,12 +141,31 @@ def test_the_plan_is_kept_until_a_layer_or_a_parameter_changes():
     model.forward(x)
     assert model._steps is steps  # the same steps, not a new plan
     model.layers[0] = minicnn.Conv2D(3, 16, 3, padding="same", rng=np.random.default_rng(1))
-    model.forward(x)
+    out = model.forward(x)
     assert model._steps is not steps and model._steps[0][1].conv is model.layers[0]
-    steps = model._steps
-    model.layers[0].b = minicnn.Parameter(np.ones(16, np.float32))
+    assert rel_error(out, reference(model, x)) <= BOUND
+
+
+def test_a_bias_given_to_a_convolution_fused_with_its_batchnorm_makes_a_new_plan():
+    model, x = network("paper_bn"), images(2)
     model.forward(x)
-    assert model._steps is not steps
+    assert type(model._steps[0][1]).__name__ == "ConvBNBlock"
+    model.layers[0].b = minicnn.Parameter(np.full(32, 0.5, np.float32))
+    out = model.forward(x)
+    assert type(model._steps[0][1]).__name__ == "FastConv"  # the bias is no longer beta's
+    assert rel_error(out, reference(model, x)) <= BOUND
+
+
+def test_a_layer_replaced_inside_a_residual_block_reaches_its_step():
+    model, x = network("paper_res"), images(2)
+    model.forward(x)
+    block, step = model.layers[4], model._steps[1][1]
+    old = step.branch
+    block.branch[3] = minicnn.Conv2D(32, 32, 3, padding=1, rng=np.random.default_rng(2), bias=False)
+    out = model.forward(x)
+    assert model._steps[1][1] is step and step.branch is not old  # the block planned again
+    assert step.branch[1][1].conv is block.branch[3]
+    assert rel_error(out, reference(model, x)) <= BOUND
 
 
 @pytest.mark.parametrize("batch, split, small", [(2, 0, 5), (32, 3, 2)])

@@ -35,10 +35,11 @@ from ..layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU, Residual
 from . import threads
 from .batchnorm import ConvBNBlock
 from .blocks import ConvBlock, FastConv
+from .memo import layers_key
 from .pool import FastMaxPool
 from .residual import FastResidual
 
-__all__ = ["ConvBNBlock", "ConvBlock", "FastConv", "FastMaxPool", "plan", "threads"]
+__all__ = ["ConvBNBlock", "ConvBlock", "FastConv", "FastMaxPool", "layers_key", "plan", "threads"]
 
 
 def plan(layers):
@@ -66,7 +67,7 @@ def plan(layers):
         elif type(layer) is MaxPool2D:
             step = FastMaxPool(layer)
         elif type(layer) is Residual:  # its branch and shortcut planned the same way
-            step = FastResidual(layer, plan(layer.branch), layer.shortcut and plan(layer.shortcut))
+            step = FastResidual(layer, plan)
         else:
             step = layer
         steps.append((i, step))

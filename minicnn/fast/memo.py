@@ -1,4 +1,5 @@
-"""Memo: a value made from some arrays, kept until one of those arrays changes.
+"""Memo: a value made from some arrays, kept until one of those arrays changes; layers_key:
+what a plan of layers is made from, kept likewise.
 
 In evaluation a convolution step prepares its weights the same way on every call: the
 Winograd transform U = G g G^T (winograd.py), a BatchNorm folded into them (batchnorm.py).
@@ -38,3 +39,11 @@ class Memo:
             self.key, self.sources = key, [np.array(a, copy=True) for a in arrays]
             self.made += 1
         return self.value
+
+
+def layers_key(layers):
+    """What the fast engine's plan of a list of layers depends on, to compare with ==: each
+    layer (the object: == is identity) and whether it has no bias b (fast.plan fuses a
+    Conv2D without one with the BatchNorm after it). A block's own lists are its step's to
+    check (FastResidual). Cheap enough for every call: a tuple per layer, no walk."""
+    return [(layer, getattr(layer, "b", None) is None) for layer in layers]

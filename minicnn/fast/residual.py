@@ -35,6 +35,7 @@ import minicnn.kernels as kernels
 from . import threads
 from .batchnorm import ConvBNBlock
 from .blocks import ConvBlock, FastConv
+from .memo import layers_key
 
 
 def clear_fused(layers, steps):
@@ -64,20 +65,32 @@ def _flat(a, n0, n1):
 
 
 class FastResidual:
-    """A Residual whose branch and shortcut are lists of (index, fast step) pairs.
+    """A Residual whose branch and shortcut are lists of (index, fast step) pairs, made by
+    plan(layers) (fast.plan), and made again when the block's lists change.
 
     Shape: x (N, C, H, W) -> out (N, F, H', W'), the block's output shape.
     """
 
-    def __init__(self, block, branch, shortcut=None):
+    def __init__(self, block, plan):
         self.block, self.layers = block, [block]
-        self.branch, self.shortcut = branch, shortcut
+        self._plan, self._made_for = plan, None
+        self._update()
+
+    def _update(self):
+        """Plan the branch and the shortcut, unless already planned for the same layers."""
+        block = self.block
+        made_for = (layers_key(block.branch), layers_key(block.shortcut or []))
+        if made_for != self._made_for:
+            self.branch = self._plan(block.branch)
+            self.shortcut = block.shortcut and self._plan(block.shortcut)
+            self._made_for = made_for
 
     def parameters(self):
         return self.block.parameters()
 
     def forward(self, x, training=False):
         self.block.output_shape(x.shape[1:])  # the layer's clear error on a mismatch
+        self._update()
         clear_fused(self.block.branch, self.branch)  # no values of an earlier call of their own
         if self.shortcut is not None:
             clear_fused(self.block.shortcut, self.shortcut)
